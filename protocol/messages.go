@@ -94,16 +94,21 @@ type SyncHeader struct {
 	ContentDigest Digest
 	Complete      bool
 	Message       string
+	// OriginValidator is the ETag or Last-Modified of a URL task's copy.
+	OriginValidator string
 }
 
 // ParseSyncHeader validates a pieces-sync header; for STATUS_OK the layout
 // must be within limits and the piece length explicit.
 func ParseSyncHeader(m *pb.SyncHeader) (SyncHeader, error) {
-	h := SyncHeader{Status: m.GetStatus(), Complete: m.GetComplete(), Message: m.GetMessage()}
+	h := SyncHeader{Status: m.GetStatus(), Complete: m.GetComplete(), Message: m.GetMessage(), OriginValidator: m.GetOriginValidator()}
 	if err := checkStatus(h.Status); err != nil {
 		return h, err
 	}
 	if err := checkMessage(h.Message); err != nil {
+		return h, err
+	}
+	if err := checkMessage(h.OriginValidator); err != nil {
 		return h, err
 	}
 	if h.Status != pb.Status_STATUS_OK {

@@ -182,9 +182,13 @@ type SyncHeader struct {
 	// complete is true when the responder holds every piece, verified.
 	Complete bool `protobuf:"varint,5,opt,name=complete,proto3" json:"complete,omitempty"`
 	// message explains a non-OK status (at most 256 bytes).
-	Message       string `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Message string `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	// origin_validator is the origin's ETag (or else Last-Modified) of the
+	// copy the responder holds, for URL tasks: a child that sees a different
+	// validator at the origin knows this copy is stale (at most 256 bytes).
+	OriginValidator string `protobuf:"bytes,7,opt,name=origin_validator,json=originValidator,proto3" json:"origin_validator,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *SyncHeader) Reset() {
@@ -255,6 +259,13 @@ func (x *SyncHeader) GetComplete() bool {
 func (x *SyncHeader) GetMessage() string {
 	if x != nil {
 		return x.Message
+	}
+	return ""
+}
+
+func (x *SyncHeader) GetOriginValidator() string {
+	if x != nil {
+		return x.OriginValidator
 	}
 	return ""
 }
@@ -423,7 +434,7 @@ const file_sync_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2\x18.dragonfly.v1.SyncHeaderH\x00R\x06header\x120\n" +
 	"\x06pieces\x18\x02 \x01(\v2\x16.dragonfly.v1.PieceSetH\x00R\x06pieces\x12)\n" +
 	"\x03end\x18\x03 \x01(\v2\x15.dragonfly.v1.SyncEndH\x00R\x03endB\x06\n" +
-	"\x04body\"\xe1\x01\n" +
+	"\x04body\"\x8c\x02\n" +
 	"\n" +
 	"SyncHeader\x12,\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x14.dragonfly.v1.StatusR\x06status\x12%\n" +
@@ -431,7 +442,8 @@ const file_sync_proto_rawDesc = "" +
 	"\fpiece_length\x18\x03 \x01(\rR\vpieceLength\x12%\n" +
 	"\x0econtent_digest\x18\x04 \x01(\fR\rcontentDigest\x12\x1a\n" +
 	"\bcomplete\x18\x05 \x01(\bR\bcomplete\x12\x18\n" +
-	"\amessage\x18\x06 \x01(\tR\amessage\";\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\x12)\n" +
+	"\x10origin_validator\x18\a \x01(\tR\x0foriginValidator\";\n" +
 	"\bPieceSet\x12/\n" +
 	"\x06pieces\x18\x01 \x03(\v2\x17.dragonfly.v1.PieceInfoR\x06pieces\";\n" +
 	"\tPieceInfo\x12\x16\n" +
