@@ -1,0 +1,390 @@
+package download
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/dragonfly-p2p/df/protocol"
+)
+
+// plan is the shared piece-picking state of one download: which pieces are
+// missing, who has which, what is in flight. Parent workers and source
+// workers block in its pick methods until there is something for them.
+type plan struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+
+	id     protocol.TaskID
+	self   peer.ID
+	layout protocol.Layout
+	count  uint32
+
+	have    []bool            // verified locally
+	missing []uint32          // unverified piece numbers (unordered)
+	index   []int32           // piece → position in missing, -1 when verified
+	digest  []protocol.Digest // trusted digest per piece (zero: none yet)
+	rarity  []uint16          // parents announcing the piece
+	flight  []uint8           // workers fetching the piece
+	started []time.Time       // when the oldest in-flight fetch began
+
+	parents map[peer.ID]*parentState
+	cursor  uint32 // a streaming reader's position: pieces near it go first
+	window  uint32
+
+	durations []time.Duration // recent piece fetch times (for hedging)
+	closed    bool
+}
+
+// parentState is what the plan knows of one parent.
+type parentState struct {
+	id       peer.ID
+	has      []bool
+	complete bool
+	alive    bool
+	lastNew  time.Time // last time it announced a new piece
+	dropped  bool
+}
+
+func newPlan(id protocol.TaskID, self peer.ID, layout protocol.Layout, window uint32) *plan {
+	n := layout.PieceCount()
+	p := &plan{
+		id: id, self: self, layout: layout, count: n,
+		have:    make([]bool, n),
+		missing: make([]uint32, n),
+		index:   make([]int32, n),
+		digest:  make([]protocol.Digest, n),
+		rarity:  make([]uint16, n),
+		flight:  make([]uint8, n),
+		started: make([]time.Time, n),
+		parents: make(map[peer.ID]*parentState),
+		window:  window,
+	}
+	for i := range n {
+		p.missing[i] = i
+		p.index[i] = int32(i)
+	}
+	p.cond = sync.NewCond(&p.mu)
+	return p
+}
+
+// markHave records a locally verified piece.
+func (p *plan) markHave(n uint32, d protocol.Digest) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.markHaveLocked(n, d)
+}
+
+func (p *plan) markHaveLocked(n uint32, d protocol.Digest) {
+	if n >= p.count || p.have[n] {
+		return
+	}
+	p.have[n] = true
+	p.digest[n] = d
+	i := p.index[n]
+	last := p.missing[len(p.missing)-1]
+	p.missing[i] = last
+	p.index[last] = i
+	p.missing = p.missing[:len(p.missing)-1]
+	p.index[n] = -1
+	p.cond.Broadcast()
+}
+
+// done reports whether every piece is verified.
+func (p *plan) done() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.missing) == 0
+}
+
+func (p *plan) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.cond.Broadcast()
+	p.mu.Unlock()
+}
+
+func (p *plan) setCursor(n uint32) {
+	p.mu.Lock()
+	p.cursor = n
+	p.mu.Unlock()
+}
+
+// addParent registers a parent from its sync header.
+func (p *plan) addParent(id peer.ID, complete bool) *parentState {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ps := &parentState{id: id, has: make([]bool, p.count), complete: complete, alive: true, lastNew: time.Now()}
+	p.parents[id] = ps
+	p.cond.Broadcast()
+	return ps
+}
+
+// announce records pieces a parent holds. A digest that contradicts the
+// trusted one reports conflict: the parent lies (or holds other content).
+func (p *plan) announce(ps *parentState, pieces []protocol.PieceInfo) (conflict bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pi := range pieces {
+		n := pi.Number
+		if ps.has[n] {
+			continue
+		}
+		if !p.digest[n].IsZero() && p.digest[n] != pi.Digest {
+			return true
+		}
+		p.digest[n] = pi.Digest // trust on first announcement
+		ps.has[n] = true
+		if p.rarity[n] < ^uint16(0) {
+			p.rarity[n]++
+		}
+	}
+	if len(pieces) > 0 {
+		ps.lastNew = time.Now()
+	}
+	p.cond.Broadcast()
+	return false
+}
+
+// setComplete marks a parent as holding everything.
+func (p *plan) setComplete(ps *parentState) {
+	p.mu.Lock()
+	ps.complete = true
+	p.cond.Broadcast()
+	p.mu.Unlock()
+}
+
+// dropParent forgets a parent (failed, lied, left).
+func (p *plan) dropParent(ps *parentState) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ps.dropped {
+		return
+	}
+	ps.dropped, ps.alive = true, false
+	for n, h := range ps.has {
+		if h && p.rarity[n] > 0 {
+			p.rarity[n]--
+		}
+	}
+	delete(p.parents, ps.id)
+	p.cond.Broadcast()
+}
+
+// liveParents counts parents still in use.
+func (p *plan) liveParents() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.parents)
+}
+
+// pickForParent blocks until ps holds a piece worth fetching and returns it
+// (marked in flight), or returns false when the plan is done or closed or
+// ps was dropped.
+func (p *plan) pickForParent(ps *parentState) (uint32, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		if p.closed || ps.dropped || len(p.missing) == 0 {
+			return 0, false
+		}
+		if n, ok := p.chooseLocked(func(n uint32) bool { return ps.has[n] }); ok {
+			p.startLocked(n)
+			return n, true
+		}
+		p.cond.Wait()
+	}
+}
+
+// chooseLocked picks among missing pieces that eligible accepts: pieces near
+// the streaming cursor first, then the rarest, ties broken at random. A
+// piece already in flight is only chosen (hedged) when its fetch runs long.
+func (p *plan) chooseLocked(eligible func(uint32) bool) (uint32, bool) {
+	// Streaming window first, in order.
+	if p.cursor < p.count {
+		end := min(p.count, p.cursor+p.window)
+		for n := p.cursor; n < end; n++ {
+			if !p.have[n] && p.flight[n] == 0 && eligible(n) {
+				return n, true
+			}
+		}
+	}
+	const sample = 256
+	best, found, seen := uint32(0), false, 0
+	m := len(p.missing)
+	start := 0
+	if m > 0 {
+		start = rand.IntN(m)
+	}
+	for i := 0; i < m && seen < sample; i++ {
+		n := p.missing[(start+i)%m]
+		if p.flight[n] > 0 || !eligible(n) {
+			continue
+		}
+		seen++
+		if !found || p.rarity[n] < p.rarity[best] {
+			best, found = n, true
+		}
+	}
+	if found {
+		return best, true
+	}
+	// Endgame: hedge the longest-running fetch of an eligible piece.
+	hedge := p.hedgeAfterLocked()
+	now := time.Now()
+	for _, n := range p.missing {
+		if p.flight[n] == 1 && eligible(n) && now.Sub(p.started[n]) > hedge {
+			return n, true
+		}
+	}
+	return 0, false
+}
+
+// hedgeAfterLocked: a fetch running longer than 3× the median piece time
+// (at least 2 s) may be duplicated from another parent.
+func (p *plan) hedgeAfterLocked() time.Duration {
+	if len(p.durations) == 0 {
+		return 10 * time.Second
+	}
+	d := slices.Clone(p.durations)
+	slices.Sort(d)
+	return max(2*time.Second, 3*d[len(d)/2])
+}
+
+func (p *plan) startLocked(n uint32) {
+	if p.flight[n] == 0 {
+		p.started[n] = time.Now()
+	}
+	p.flight[n]++
+}
+
+// finish ends a fetch of piece n. ok with a digest marks it verified.
+func (p *plan) finish(n uint32, ok bool, d protocol.Digest, took time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.flight[n] > 0 {
+		p.flight[n]--
+	}
+	if ok {
+		p.markHaveLocked(n, d)
+		if len(p.durations) >= 64 {
+			p.durations = p.durations[1:]
+		}
+		p.durations = append(p.durations, took)
+	}
+	p.cond.Broadcast()
+}
+
+// sourcePolicy decides which pieces this node fetches from the origin.
+type sourcePolicy struct {
+	// stall: an owner that announced nothing new for this long is presumed
+	// stuck and its pieces are taken over.
+	stall time.Duration
+}
+
+// pickForSource blocks until a piece should come from the origin: nobody
+// connected holds it, nobody fetches it, and this node owns it among the
+// incomplete peers (rendezvous hashing spreads origin fetches over them so
+// that simultaneous starters fetch each piece about once), or its owner
+// looks stuck. Returns false when done or closed.
+func (p *plan) pickForSource(pol sourcePolicy) (uint32, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		if p.closed || len(p.missing) == 0 {
+			return 0, false
+		}
+		now := time.Now()
+		owners := p.sourcingPeersLocked(now, pol)
+		if n, ok := p.chooseLocked(func(n uint32) bool {
+			return p.rarity[n] == 0 && p.owner(n, owners) == p.self
+		}); ok && p.flight[n] == 0 {
+			p.startLocked(n)
+			return n, true
+		}
+		p.cond.Wait()
+	}
+}
+
+// sourcingPeersLocked are the peers that may fetch from the origin: this
+// node and every live incomplete parent that is still making progress.
+func (p *plan) sourcingPeersLocked(now time.Time, pol sourcePolicy) []peer.ID {
+	out := []peer.ID{p.self}
+	for id, ps := range p.parents {
+		if !ps.complete && ps.alive && now.Sub(ps.lastNew) < pol.stall {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// owner is the rendezvous-hash winner for piece n among peers.
+func (p *plan) owner(n uint32, peers []peer.ID) peer.ID {
+	var best peer.ID
+	var bestScore uint64
+	var buf [4]byte
+	binary.BigEndian.PutUint32(buf[:], n)
+	for _, id := range peers {
+		h := sha256.New()
+		h.Write(p.id[:])
+		h.Write(buf[:])
+		h.Write([]byte(id))
+		var sum [32]byte
+		score := binary.BigEndian.Uint64(h.Sum(sum[:0]))
+		if best == "" || score > bestScore {
+			best, bestScore = id, score
+		}
+	}
+	return best
+}
+
+// trusted returns the digest to verify piece n against (zero: none known).
+func (p *plan) trusted(n uint32) protocol.Digest {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.digest[n]
+}
+
+// wakeAll wakes every waiter (a timer tick: stalled owners may need taking over).
+func (p *plan) wakeAll() {
+	p.mu.Lock()
+	p.cond.Broadcast()
+	p.mu.Unlock()
+}
+
+// anyComplete reports whether a live parent holds the whole task.
+func (p *plan) anyComplete() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, ps := range p.parents {
+		if ps.complete {
+			return true
+		}
+	}
+	return false
+}
+
+// ownsWhole blocks until this node is the rendezvous owner of the whole
+// task among the peers fetching it (true), or the task is done or ctx ends
+// (false). Used when the origin cannot serve ranges.
+func (p *plan) ownsWhole(pol sourcePolicy, ctx context.Context) bool {
+	stop := context.AfterFunc(ctx, p.wakeAll)
+	defer stop()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		if p.closed || len(p.missing) == 0 || ctx.Err() != nil {
+			return false
+		}
+		if p.owner(^uint32(0), p.sourcingPeersLocked(time.Now(), pol)) == p.self {
+			return true
+		}
+		p.cond.Wait()
+	}
+}

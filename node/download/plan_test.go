@@ -1,0 +1,151 @@
+package download
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/dragonfly-p2p/df/protocol"
+)
+
+func testLayout(t *testing.T, pieces int) protocol.Layout {
+	t.Helper()
+	l, err := protocol.NewLayout(int64(pieces)*protocol.MinPieceLength, protocol.MinPieceLength)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func digestOf(n uint32) protocol.Digest { return protocol.SHA256([]byte(fmt.Sprint(n))) }
+
+func TestPlanPicksOnlyWhatTheParentHasRarestFirst(t *testing.T) {
+	p := newPlan(protocol.TaskID{1}, "self", testLayout(t, 4), 0)
+	p.setCursor(^uint32(0)) // no streaming reader
+	a := p.addParent("a", false)
+	b := p.addParent("b", false)
+	// a has 0,1,2; b has 1,2: piece 0 is the rarest among a's.
+	if p.announce(a, []protocol.PieceInfo{{Number: 0, Digest: digestOf(0)}, {Number: 1, Digest: digestOf(1)}, {Number: 2, Digest: digestOf(2)}}) {
+		t.Fatal("unexpected conflict")
+	}
+	if p.announce(b, []protocol.PieceInfo{{Number: 1, Digest: digestOf(1)}, {Number: 2, Digest: digestOf(2)}}) {
+		t.Fatal("unexpected conflict")
+	}
+	n, ok := p.pickForParent(a)
+	if !ok || n != 0 {
+		t.Fatalf("pick for a = %d, %v; want the rarest piece 0", n, ok)
+	}
+	for range 2 {
+		n, ok := p.pickForParent(b)
+		if !ok || (n != 1 && n != 2) {
+			t.Fatalf("pick for b = %d, %v; b only has 1 and 2", n, ok)
+		}
+		p.finish(n, true, digestOf(n), time.Millisecond)
+	}
+	p.finish(0, true, digestOf(0), time.Millisecond)
+	if p.done() {
+		t.Fatal("done with piece 3 missing")
+	}
+	p.markHave(3, digestOf(3))
+	if !p.done() {
+		t.Fatal("not done with every piece verified")
+	}
+	if _, ok := p.pickForParent(a); ok {
+		t.Fatal("picked a piece after done")
+	}
+}
+
+func TestPlanDetectsContradictingDigest(t *testing.T) {
+	p := newPlan(protocol.TaskID{1}, "self", testLayout(t, 2), 0)
+	a := p.addParent("a", false)
+	b := p.addParent("b", false)
+	p.announce(a, []protocol.PieceInfo{{Number: 0, Digest: digestOf(0)}})
+	if !p.announce(b, []protocol.PieceInfo{{Number: 0, Digest: digestOf(99)}}) {
+		t.Fatal("a contradicting digest was accepted")
+	}
+	if p.trusted(0) != digestOf(0) {
+		t.Fatal("the first digest was replaced")
+	}
+}
+
+func TestPlanStreamingCursorGoesFirst(t *testing.T) {
+	p := newPlan(protocol.TaskID{1}, "self", testLayout(t, 64), 4)
+	a := p.addParent("a", true)
+	var all []protocol.PieceInfo
+	for n := range uint32(64) {
+		all = append(all, protocol.PieceInfo{Number: n, Digest: digestOf(n)})
+	}
+	p.announce(a, all)
+	p.setCursor(10)
+	for want := uint32(10); want < 14; want++ {
+		n, ok := p.pickForParent(a)
+		if !ok || n != want {
+			t.Fatalf("pick = %d, want %d (in order from the cursor)", n, want)
+		}
+	}
+}
+
+func TestPlanDroppedParentStopsPicking(t *testing.T) {
+	p := newPlan(protocol.TaskID{1}, "self", testLayout(t, 2), 0)
+	a := p.addParent("a", false)
+	done := make(chan bool)
+	go func() {
+		_, ok := p.pickForParent(a) // a has nothing: blocks
+		done <- ok
+	}()
+	p.dropParent(a)
+	if ok := <-done; ok {
+		t.Fatal("a dropped parent got a piece")
+	}
+}
+
+func TestOwnerIsDeterministicAndSpread(t *testing.T) {
+	peers := []peer.ID{"p1", "p2", "p3", "p4"}
+	p1 := newPlan(protocol.TaskID{7}, "p1", testLayout(t, 400), 0)
+	p2 := newPlan(protocol.TaskID{7}, "p2", testLayout(t, 400), 0)
+	counts := map[peer.ID]int{}
+	for n := range uint32(400) {
+		o1 := p1.owner(n, peers)
+		// Order of the candidate list must not matter.
+		o2 := p2.owner(n, []peer.ID{"p4", "p3", "p2", "p1"})
+		if o1 != o2 {
+			t.Fatalf("piece %d: owners %s and %s differ between nodes", n, o1, o2)
+		}
+		counts[o1]++
+	}
+	for _, id := range peers {
+		if counts[id] < 60 { // expected 100 each
+			t.Fatalf("owner spread %v is badly skewed", counts)
+		}
+	}
+}
+
+func TestSourcePicksOnlyOwnedUnheldPieces(t *testing.T) {
+	p := newPlan(protocol.TaskID{3}, "self", testLayout(t, 50), 0)
+	p.setCursor(^uint32(0))
+	other := p.addParent("other", false)
+	pol := sourcePolicy{stall: time.Hour}
+	owners := []peer.ID{"self", "other"}
+	want := map[uint32]bool{}
+	for n := range uint32(50) {
+		if p.owner(n, owners) == "self" {
+			want[n] = true
+		}
+	}
+	for range len(want) {
+		n, ok := p.pickForSource(pol)
+		if !ok || !want[n] {
+			t.Fatalf("source picked %d (ok=%v), which self does not own", n, ok)
+		}
+		delete(want, n)
+	}
+	// The other peer's pieces are not ours while it makes progress; once it
+	// stalls they are.
+	other.lastNew = time.Now().Add(-2 * time.Hour)
+	n, ok := p.pickForSource(pol)
+	if !ok || p.owner(n, owners) != "other" {
+		t.Fatalf("after the owner stalled, source picked %d (ok=%v)", n, ok)
+	}
+}

@@ -1,0 +1,159 @@
+package download
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/dragonfly-p2p/df/node/ratelimit"
+	"github.com/dragonfly-p2p/df/node/source"
+	"github.com/dragonfly-p2p/df/protocol"
+)
+
+// maxSourceFailures ends origin fetching after this many failures in a row.
+const maxSourceFailures = 5
+
+// sourceLoop fetches from the origin the pieces this node is responsible
+// for. It first waits a short gather window, so that peers starting the same
+// download at the same moment find each other and share the origin's work.
+func (j *Job) sourceLoop(ctx context.Context) {
+	if j.needsGather() {
+		sleep(ctx, j.d.cfg.GatherWindow)
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	if !j.meta.AcceptRanges && j.meta.ContentLength >= 0 && j.plan.count > 1 {
+		j.sourceWhole(ctx)
+		return
+	}
+	errs := make(chan error, j.d.cfg.SourceConcurrency)
+	for range j.d.cfg.SourceConcurrency {
+		j.sessions.Go(func() { errs <- j.sourceWorker(ctx) })
+	}
+	for range j.d.cfg.SourceConcurrency {
+		if err := <-errs; err != nil {
+			j.fail(err)
+		}
+	}
+}
+
+// needsGather: only a download that starts from nothing and has no
+// complete parent yet needs to wait for company.
+func (j *Job) needsGather() bool {
+	return j.plan.liveParents() == 0 || !j.plan.anyComplete()
+}
+
+func (j *Job) sourceWorker(ctx context.Context) error {
+	pol := sourcePolicy{stall: j.d.cfg.OwnerStall}
+	failures := 0
+	for {
+		n, ok := j.plan.pickForSource(pol)
+		if !ok {
+			return nil
+		}
+		start := time.Now()
+		d, err := j.fetchFromSource(ctx, n)
+		j.plan.finish(n, err == nil, d, time.Since(start))
+		if err == nil {
+			failures = 0
+			j.notifyProgress()
+			continue
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, source.ErrChanged) {
+			return fmt.Errorf("%w: %w", ErrOriginChanged, err)
+		}
+		if errors.Is(err, source.ErrRangeNotSupported) {
+			j.meta.AcceptRanges = false
+			j.sourceWhole(ctx)
+			return nil
+		}
+		failures++
+		j.log().Info("origin fetch failed", "piece", n, "failures", failures, "err", err)
+		if failures >= maxSourceFailures {
+			if j.plan.liveParents() > 0 {
+				return nil // the parents may still deliver
+			}
+			return fmt.Errorf("origin: %w", err)
+		}
+		sleep(ctx, time.Duration(float64(200*time.Millisecond)*math.Pow(2, float64(failures)))+rand.N(100*time.Millisecond))
+	}
+}
+
+func (j *Job) fetchFromSource(ctx context.Context, n uint32) (protocol.Digest, error) {
+	off, length, err := j.layout.Piece(n)
+	if err != nil {
+		return protocol.Digest{}, err
+	}
+	body, err := j.d.origin.OpenRange(ctx, j.sourceReq(), off, int64(length), j.validator)
+	if err != nil {
+		return protocol.Digest{}, err
+	}
+	defer body.Close()
+	return j.storeFromSource(ctx, n, body)
+}
+
+// storeFromSource writes one piece read from the origin. The origin is the
+// trusted source of a URL task's bytes, so the computed digest is accepted;
+// a content task is checked against its digest when it completes.
+func (j *Job) storeFromSource(ctx context.Context, n uint32, r io.Reader) (protocol.Digest, error) {
+	cr := &countingReader{r: ratelimit.NewReader(ctx, r, j.d.limit, j.taskLimiter())}
+	d, err := j.task.WritePiece(ctx, n, protocol.Digest{}, cr)
+	j.bytesSource.Add(cr.n)
+	j.d.metrics.bytes.WithLabelValues("source").Add(float64(cr.n))
+	return d, err
+}
+
+// sourceWhole streams the origin's whole body when it cannot serve ranges.
+// Only the peer owning the whole task among those fetching it does this.
+func (j *Job) sourceWhole(ctx context.Context) {
+	pol := sourcePolicy{stall: j.d.cfg.OwnerStall}
+	if !j.plan.ownsWhole(pol, ctx) {
+		return // another peer streams it; we get it from them
+	}
+	body, _, err := j.d.origin.Open(ctx, j.sourceReq())
+	if err != nil {
+		if j.plan.liveParents() == 0 {
+			j.fail(fmt.Errorf("origin: %w", err))
+		}
+		return
+	}
+	defer body.Close()
+	for n := range j.plan.count {
+		_, length, _ := j.layout.Piece(n)
+		if j.task.Has(n) {
+			if _, err := io.CopyN(io.Discard, body, int64(length)); err != nil {
+				j.fail(fmt.Errorf("origin: %w", err))
+				return
+			}
+			continue
+		}
+		d, err := j.storeFromSource(ctx, n, io.LimitReader(body, int64(length)))
+		if err != nil {
+			if ctx.Err() == nil {
+				j.fail(fmt.Errorf("origin: %w", err))
+			}
+			return
+		}
+		j.plan.markHave(n, d)
+		j.notifyProgress()
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	return n, err
+}

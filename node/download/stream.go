@@ -1,0 +1,79 @@
+package download
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+// WriteTo writes bytes [off, off+n) of the task to w in order, as soon as
+// the pieces holding them are verified. It returns when every byte was
+// written, the job failed, or ctx ended. Written bytes are verified piece by
+// piece; the whole-content check ends the job, so callers that must vouch
+// for the whole content wait for Wait afterwards.
+func (j *Job) WriteTo(ctx context.Context, w io.Writer, off, n int64) (int64, error) {
+	select {
+	case <-j.ready:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	if j.task == nil {
+		return 0, j.Err()
+	}
+	if off < 0 || n < 0 || off > j.layout.ContentLength-n {
+		return 0, fmt.Errorf("range %d+%d outside content of %d bytes", off, n, j.layout.ContentLength)
+	}
+	var written int64
+	for written < n {
+		pos := off + written
+		piece, err := j.layout.PieceAt(pos)
+		if err != nil {
+			return written, err
+		}
+		if err := j.waitPiece(ctx, piece); err != nil {
+			return written, err
+		}
+		rd, _, err := j.task.Piece(piece)
+		if err != nil {
+			return written, fmt.Errorf("read piece %d: %w", piece, err)
+		}
+		start, _, _ := j.layout.Piece(piece)
+		if skip := pos - start; skip > 0 {
+			if _, err := io.CopyN(io.Discard, rd, skip); err != nil {
+				return written, err
+			}
+		}
+		pieceEnd := start + int64(j.layout.PieceLength)
+		chunk := min(pieceEnd-pos, n-written)
+		c, err := io.CopyN(w, rd, chunk)
+		written += c
+		if err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}
+
+// waitPiece blocks until piece n is verified, the job fails, or ctx ends.
+func (j *Job) waitPiece(ctx context.Context, n uint32) error {
+	for {
+		changed := j.task.Changed()
+		if j.task.Has(n) {
+			return nil
+		}
+		j.SetCursor(n)
+		select {
+		case <-changed:
+		case <-j.done:
+			if j.task.Has(n) {
+				return nil
+			}
+			if err := j.Err(); err != nil {
+				return err
+			}
+			return fmt.Errorf("download ended without piece %d", n)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
