@@ -205,7 +205,11 @@ type Stream struct {
 }
 
 func newStream(resp *http.Response) *Stream {
-	return &Stream{TaskID: resp.Header.Get(HeaderTaskID), Size: resp.ContentLength, resp: resp}
+	size, err := strconv.ParseInt(resp.Header.Get(HeaderContentLength), 10, 64)
+	if err != nil || size < 0 {
+		size = -1
+	}
+	return &Stream{TaskID: resp.Header.Get(HeaderTaskID), Size: size, resp: resp}
 }
 
 // Read implements io.Reader.

@@ -350,7 +350,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, c Content) {
 	layout := c.Layout()
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
-	h.Set("Content-Length", strconv.FormatInt(layout.ContentLength, 10))
+	// Not Content-Length: HTTP/1.1 trailers need a chunked body.
+	h.Set(HeaderContentLength, strconv.FormatInt(layout.ContentLength, 10))
 	h.Set(HeaderTaskID, c.ID().String())
 	h.Set("Trailer", strings.Join([]string{TrailerResult, TrailerFromPeers, TrailerFromSource}, ", "))
 	w.WriteHeader(http.StatusOK)

@@ -24,11 +24,12 @@ import (
 
 // Header and trailer names.
 const (
-	HeaderTaskID      = "X-Dragonfly-Task-Id"
-	TrailerResult     = "X-Dragonfly-Result"
-	TrailerFromPeers  = "X-Dragonfly-Bytes-From-Peers"
-	TrailerFromSource = "X-Dragonfly-Bytes-From-Source"
-	TrailerDigest     = "X-Dragonfly-Content-Digest"
+	HeaderTaskID        = "X-Dragonfly-Task-Id"
+	HeaderContentLength = "X-Dragonfly-Content-Length"
+	TrailerResult       = "X-Dragonfly-Result"
+	TrailerFromPeers    = "X-Dragonfly-Bytes-From-Peers"
+	TrailerFromSource   = "X-Dragonfly-Bytes-From-Source"
+	TrailerDigest       = "X-Dragonfly-Content-Digest"
 )
 
 // IDInfo is the answer of GET /v1/id.

@@ -51,9 +51,12 @@ type Job struct {
 	sessions       sync.WaitGroup
 	lastParentSeen time.Time
 	activeParents  atomic.Int32 // parent sessions running
+	handshaking    atomic.Int32 // parent sessions not yet registered in the plan
+	found          *discoveryState
 
-	limOnce sync.Once
-	lim     *ratelimit.Limiter
+	wholeOnce sync.Once // the origin cannot serve ranges: stream it once
+	limOnce   sync.Once
+	lim       *ratelimit.Limiter
 }
 
 // Stats describe a finished or running job.
@@ -238,6 +241,7 @@ func (j *Job) execute() error {
 	}
 
 	found := j.discover(ctx)
+	j.found = found
 	if j.task == nil {
 		if err := j.resolveLayout(ctx, found); err != nil {
 			return err
@@ -371,9 +375,12 @@ func (j *Job) addParent(ctx context.Context, pi peer.AddrInfo) bool {
 	j.lastParentSeen = time.Now()
 	j.pmu.Unlock()
 	j.activeParents.Add(1)
+	j.handshaking.Add(1)
 	j.sessions.Go(func() {
 		defer j.activeParents.Add(-1)
-		j.runParent(ctx, pi)
+		hs := &handshake{j: j}
+		defer hs.done()
+		j.runParent(ctx, pi, hs)
 	})
 	return true
 }
@@ -537,6 +544,49 @@ func (j *Job) complete(ctx context.Context) error {
 		return fmt.Errorf("complete task: %w", err)
 	}
 	return nil
+}
+
+// handshake marks the end of a parent session's handshake (once).
+type handshake struct {
+	j    *Job
+	once sync.Once
+}
+
+func (h *handshake) done() { h.once.Do(func() { h.j.handshaking.Add(-1) }) }
+
+// gather runs before this node's first origin fetch: it waits the gather
+// window, looks up providers once more and waits (up to 2 s) for the lookup
+// and for new parents' handshakes, so that peers starting the same download
+// at the same moment know each other before any of them goes to the origin.
+func (j *Job) gather(ctx context.Context) {
+	sleep(ctx, j.d.cfg.GatherWindow)
+	if ctx.Err() != nil || j.found == nil {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if idle, _, _ := j.found.idle(); idle {
+		j.lookup(ctx, j.found)
+	}
+	waitUntil(wctx, func() bool {
+		idle, _, _ := j.found.idle()
+		return idle && j.handshaking.Load() == 0
+	})
+	_, found, _ := j.found.idle()
+	j.log().Debug("gathered peers before going to the origin", "providers_found", found, "parents", j.plan.liveParents())
+}
+
+// waitUntil polls cond until it holds or ctx ends.
+func waitUntil(ctx context.Context, cond func() bool) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !cond() {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 func (j *Job) notifyProgress() {

@@ -40,7 +40,7 @@ const maxParentFailures = 3
 
 // runParent follows one parent's pieces-sync stream and runs piece workers
 // against it until the download ends or the parent is dropped.
-func (j *Job) runParent(ctx context.Context, pi peer.AddrInfo) {
+func (j *Job) runParent(ctx context.Context, pi peer.AddrInfo, hs *handshake) {
 	log := j.log().With("parent", pi.ID)
 	if len(pi.Addrs) > 0 {
 		j.d.host.Peerstore().AddAddrs(pi.ID, pi.Addrs, peerstore.TempAddrTTL)
@@ -64,12 +64,12 @@ func (j *Job) runParent(ctx context.Context, pi peer.AddrInfo) {
 		j.d.metrics.drops.WithLabelValues(dropNotFound).Inc()
 		return
 	}
-	if j.task == nil { // layout still unknown: offer this one
-		select {
-		case j.hdrs <- parentHeader{from: pi.ID, h: hdr}:
-		case <-ctx.Done():
-			return
-		}
+	// While the layout is unknown, offer this one; then wait for the verdict.
+	select {
+	case j.hdrs <- parentHeader{from: pi.ID, h: hdr}:
+	case <-j.ready:
+	case <-ctx.Done():
+		return
 	}
 	select {
 	case <-j.ready:
@@ -104,6 +104,7 @@ func (j *Job) runParent(ctx context.Context, pi peer.AddrInfo) {
 
 	ps := j.plan.addParent(pi.ID, hdr.Complete)
 	defer j.plan.dropParent(ps)
+	hs.done()
 	workers := make(chan struct{}, j.d.cfg.StreamsPerParent)
 	wctx, wcancel := context.WithCancel(ctx)
 	defer wcancel()

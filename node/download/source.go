@@ -18,17 +18,15 @@ import (
 const maxSourceFailures = 5
 
 // sourceLoop fetches from the origin the pieces this node is responsible
-// for. It first waits a short gather window, so that peers starting the same
-// download at the same moment find each other and share the origin's work.
+// for, as byte ranges (falling back to one streamed body when the origin
+// cannot serve ranges). It first waits a short gather window, so that peers
+// starting the same download at the same moment find each other and share
+// the origin's work.
 func (j *Job) sourceLoop(ctx context.Context) {
 	if j.needsGather() {
-		sleep(ctx, j.d.cfg.GatherWindow)
+		j.gather(ctx)
 	}
 	if ctx.Err() != nil {
-		return
-	}
-	if !j.meta.AcceptRanges && j.meta.ContentLength >= 0 && j.plan.count > 1 {
-		j.sourceWhole(ctx)
 		return
 	}
 	errs := make(chan error, j.d.cfg.SourceConcurrency)
@@ -71,8 +69,7 @@ func (j *Job) sourceWorker(ctx context.Context) error {
 			return fmt.Errorf("%w: %w", ErrOriginChanged, err)
 		}
 		if errors.Is(err, source.ErrRangeNotSupported) {
-			j.meta.AcceptRanges = false
-			j.sourceWhole(ctx)
+			j.wholeOnce.Do(func() { j.sourceWhole(ctx) })
 			return nil
 		}
 		failures++

@@ -1,0 +1,185 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/dragonfly-p2p/df/node/admission"
+	"github.com/dragonfly-p2p/df/protocol/units"
+)
+
+// Config is the dfnode configuration (YAML keys match the flags).
+type Config struct {
+	// DataDir holds the store, the identity key and the default socket.
+	DataDir string `yaml:"data-dir"`
+	// Listen are libp2p listen multiaddrs (QUIC first, TCP fallback).
+	Listen []string `yaml:"listen"`
+	// Bootstrap are full multiaddrs (…/p2p/<peer ID>) of peers to join through.
+	Bootstrap []string `yaml:"bootstrap"`
+	// ClusterSecretFile holds the shared cluster secret (≥ 16 bytes).
+	ClusterSecretFile string `yaml:"cluster-secret-file"`
+	// APISocket is the local API's Unix socket (default <data-dir>/dfnode.sock).
+	APISocket string `yaml:"api-socket"`
+	// OpsAddr serves /metrics, /livez, /readyz (empty: disabled).
+	OpsAddr string `yaml:"ops-addr"`
+	// Seed makes this node a seed peer: the one that goes to the origin first.
+	Seed bool `yaml:"seed"`
+
+	Storage  StorageConfig  `yaml:"storage"`
+	Limits   LimitsConfig   `yaml:"limits"`
+	Source   SourceConfig   `yaml:"source"`
+	Download DownloadConfig `yaml:"download"`
+	DHT      DHTConfig      `yaml:"dht"`
+}
+
+// StorageConfig tunes the piece store.
+type StorageConfig struct {
+	Quota         units.ByteSize `yaml:"quota"`
+	TaskTTL       time.Duration  `yaml:"task-ttl"`
+	IncompleteTTL time.Duration  `yaml:"incomplete-ttl"`
+	GCInterval    time.Duration  `yaml:"gc-interval"`
+}
+
+// LimitsConfig sets rates (bytes per second; 0 unlimited).
+type LimitsConfig struct {
+	UploadRate       units.ByteSize `yaml:"upload-rate"`
+	DownloadRate     units.ByteSize `yaml:"download-rate"`
+	TaskDownloadRate units.ByteSize `yaml:"task-download-rate"`
+	MaxUploads       int            `yaml:"max-uploads"`
+}
+
+// SourceConfig tunes back-to-source.
+type SourceConfig struct {
+	// AllowedNetworks are CIDRs the origin client may reach although they
+	// are private, loopback or link-local (blocked by default).
+	AllowedNetworks []string `yaml:"allowed-networks"`
+	// CAFiles are PEM bundles trusted besides the system pool.
+	CAFiles []string `yaml:"ca-files"`
+}
+
+// DownloadConfig tunes the conductor.
+type DownloadConfig struct {
+	MaxParents        int           `yaml:"max-parents"`
+	StreamsPerParent  int           `yaml:"streams-per-parent"`
+	SourceConcurrency int           `yaml:"source-concurrency"`
+	GatherWindow      time.Duration `yaml:"gather-window"`
+}
+
+// DHTConfig tunes provider records.
+type DHTConfig struct {
+	ReprovideInterval time.Duration `yaml:"reprovide-interval"`
+	ProvideValidity   time.Duration `yaml:"provide-validity"`
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		DataDir: "/var/lib/dragonfly/dfnode",
+		Listen: []string{
+			"/ip4/0.0.0.0/udp/4001/quic-v1",
+			"/ip4/0.0.0.0/tcp/4001",
+		},
+		OpsAddr: "127.0.0.1:4002",
+		Storage: StorageConfig{
+			TaskTTL:       7 * 24 * time.Hour,
+			IncompleteTTL: time.Hour,
+			GCInterval:    time.Minute,
+		},
+		Limits: LimitsConfig{MaxUploads: 64},
+		DHT: DHTConfig{
+			ReprovideInterval: time.Hour,
+			ProvideValidity:   3 * time.Hour,
+		},
+	}
+}
+
+// SocketPath returns the API socket path.
+func (c *Config) SocketPath() string {
+	if c.APISocket != "" {
+		return c.APISocket
+	}
+	return filepath.Join(c.DataDir, "dfnode.sock")
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data-dir is required"))
+	}
+	if len(c.Listen) == 0 {
+		errs = append(errs, errors.New("at least one listen address is required"))
+	}
+	for _, a := range c.Listen {
+		if _, err := ma.NewMultiaddr(a); err != nil {
+			errs = append(errs, fmt.Errorf("listen %q: %w", a, err))
+		}
+	}
+	if _, err := c.BootstrapPeers(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.ClusterSecretFile == "" {
+		errs = append(errs, errors.New("cluster-secret-file is required: an open cluster is never the default (create one with: head -c 32 /dev/urandom | base64 > secret; chmod 600 secret)"))
+	}
+	for _, n := range c.Source.AllowedNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			errs = append(errs, fmt.Errorf("source allowed-networks %q: %w", n, err))
+		}
+	}
+	if c.Storage.Quota < 0 || c.Limits.UploadRate < 0 || c.Limits.DownloadRate < 0 || c.Limits.TaskDownloadRate < 0 {
+		errs = append(errs, errors.New("sizes and rates must not be negative"))
+	}
+	if c.Limits.MaxUploads < 1 {
+		errs = append(errs, errors.New("max-uploads must be at least 1"))
+	}
+	if c.DHT.ReprovideInterval <= 0 || c.DHT.ProvideValidity < 2*c.DHT.ReprovideInterval {
+		errs = append(errs, errors.New("dht provide-validity must be at least twice reprovide-interval"))
+	}
+	return errors.Join(errs...)
+}
+
+// BootstrapPeers parses the bootstrap multiaddrs.
+func (c *Config) BootstrapPeers() ([]peer.AddrInfo, error) {
+	var addrs []ma.Multiaddr
+	for _, s := range c.Bootstrap {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap %q: %w", s, err)
+		}
+		addrs = append(addrs, a)
+	}
+	infos, err := peer.AddrInfosFromP2pAddrs(addrs...)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap addresses must end in /p2p/<peer ID> (print them with `dfnode id`): %w", err)
+	}
+	return infos, nil
+}
+
+// ReadSecret reads a cluster secret file: it must not be readable by group
+// or others, and trailing whitespace is ignored.
+func ReadSecret(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("cluster secret: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("cluster secret %s has mode %v: run chmod 600 %s", path, fi.Mode().Perm(), path)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cluster secret: %w", err)
+	}
+	secret := []byte(strings.TrimRight(string(raw), " \t\r\n"))
+	if len(secret) < admission.MinSecretLength {
+		return nil, fmt.Errorf("cluster secret %s: %w", path, admission.ErrWeakSecret)
+	}
+	return secret, nil
+}

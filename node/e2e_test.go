@@ -1,0 +1,297 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dragonfly-p2p/df/node"
+	"github.com/dragonfly-p2p/df/node/api"
+	"github.com/dragonfly-p2p/df/node/download"
+	"github.com/dragonfly-p2p/df/protocol"
+	"github.com/dragonfly-p2p/df/storage"
+	"github.com/dragonfly-p2p/df/testnet"
+)
+
+const pieceLen = 256 << 10 // small pieces: many of them in small files
+
+func payload(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	b := make([]byte, n)
+	for i := 0; i < n; i += 8 {
+		v := r.Uint64()
+		for j := 0; j < 8 && i+j < n; j++ {
+			b[i+j] = byte(v >> (8 * j))
+		}
+	}
+	return b
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func startCluster(t *testing.T, n int, opts ...testnet.Option) *testnet.Cluster {
+	t.Helper()
+	ctx := testCtx(t)
+	c, err := testnet.Start(ctx, t.TempDir(), n, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.WaitConnected(ctx, n-1); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func importBytes(t *testing.T, nd *testnet.Node, data []byte) protocol.TaskID {
+	t.Helper()
+	info, err := nd.Import(testCtx(t), api.ImportRequest{Kind: storage.KindContent, Size: int64(len(data)), PieceLength: pieceLen}, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := protocol.ParseTaskID(info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id != protocol.ContentTaskID(protocol.SHA256(data)) {
+		t.Fatalf("import returned %s, want the content digest", id)
+	}
+	return id
+}
+
+// fetch streams a content to memory and waits for the verdict.
+func fetch(ctx context.Context, c api.Content, err error) ([]byte, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer c.Release()
+	select {
+	case <-c.Ready():
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if _, err := c.WriteTo(ctx, &buf, 0, c.Layout().ContentLength); err != nil {
+		return nil, err
+	}
+	if err := c.Wait(ctx); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func export(t *testing.T, nd *testnet.Node, id protocol.TaskID) []byte {
+	t.Helper()
+	ctx := testCtx(t)
+	c, err := nd.Export(ctx, id, storage.KindContent)
+	got, err := fetch(ctx, c, err)
+	if err != nil {
+		t.Fatalf("%s: export %s: %v", nd.Name, id.Short(), err)
+	}
+	return got
+}
+
+func TestImportOnOneNodeExportOnAnother(t *testing.T) {
+	c := startCluster(t, 3, debugLog())
+	data := payload(5<<20+123, 1)
+	id := importBytes(t, c.Node(0), data)
+
+	st, err := c.Node(2).Stat(testCtx(t), id, false)
+	if err != nil {
+		t.Fatalf("remote stat: %v", err)
+	}
+	if st.Local || st.Task.ContentLength != int64(len(data)) || !st.Task.Complete || st.Providers < 1 {
+		t.Fatalf("remote stat = %+v", st)
+	}
+	if _, err := c.Node(2).Stat(testCtx(t), id, true); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("local-only stat on a node without it: %v", err)
+	}
+	if got := export(t, c.Node(2), id); !bytes.Equal(got, data) {
+		t.Fatal("exported bytes differ from the imported ones")
+	}
+	info, err := c.Node(2).Store().Stat(testCtx(t), id)
+	if err != nil || !info.Complete {
+		t.Fatalf("exporter's copy: %+v %v", info, err)
+	}
+	// Now node 1 can use both as parents.
+	if got := export(t, c.Node(1), id); !bytes.Equal(got, data) {
+		t.Fatal("second export differs")
+	}
+}
+
+func TestExportOfUnknownTaskFailsNotFound(t *testing.T) {
+	c := startCluster(t, 2, testnet.WithNodeOptions(func(int) []node.Option {
+		return []node.Option{node.WithDownloadConfig(func(cfg *download.Config) { cfg.FindTimeout = 2 * time.Second })}
+	}))
+	id := protocol.ContentTaskID(protocol.SHA256([]byte("nobody has this")))
+	ctx := testCtx(t)
+	c2, err := c.Node(1).Export(ctx, id, storage.KindContent)
+	if _, err := fetch(ctx, c2, err); !errors.Is(err, download.ErrNoSource) {
+		t.Fatalf("err = %v, want ErrNoSource", err)
+	}
+}
+
+func TestURLDownloadFetchesOriginAboutOnce(t *testing.T) {
+	origin, err := testnet.NewOrigin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { origin.Close() })
+	data := payload(16<<20, 2)
+	origin.Put("/file.bin", data, `"v1"`)
+
+	const n = 5
+	c := startCluster(t, n, debugLog())
+	ctx := testCtx(t)
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			cont, err := c.Node(i).Download(ctx, api.DownloadRequest{URL: origin.URL("/file.bin"), PieceLength: pieceLen})
+			got, err := fetch(ctx, cont, err)
+			if err == nil && !bytes.Equal(got, data) {
+				err = errors.New("bytes differ")
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("node %d: %v", i, err)
+		}
+	}
+	ratio := float64(origin.BytesServed()) / float64(len(data))
+	t.Logf("origin bytes / file size = %.3f (%d requests)", ratio, origin.Requests())
+	if ratio > 1.5 {
+		t.Fatalf("origin served %.2f× the file to %d simultaneous downloads", ratio, n)
+	}
+}
+
+func TestLyingParentIsDroppedAndDownloadCompletes(t *testing.T) {
+	c := startCluster(t, 3, testnet.WithNodeOptions(func(i int) []node.Option {
+		if i == 0 {
+			return []node.Option{node.WithUploadStore(testnet.Corrupt)}
+		}
+		return nil
+	}))
+	data := payload(4<<20, 3)
+	// Both 0 (a liar) and 1 (honest) hold the content.
+	id := importBytes(t, c.Node(0), data)
+	importBytes(t, c.Node(1), data)
+	if got := export(t, c.Node(2), id); !bytes.Equal(got, data) {
+		t.Fatal("exported bytes differ")
+	}
+	if !c.Node(2).Downloader().IsBad(c.Node(0).Host().ID()) {
+		t.Fatal("the lying parent was not shunned")
+	}
+}
+
+func TestStallingParentIsAvoided(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	c := startCluster(t, 3,
+		testnet.WithNodeOptions(func(i int) []node.Option {
+			opts := []node.Option{node.WithDownloadConfig(func(cfg *download.Config) { cfg.PieceIdleTimeout = 2 * time.Second })}
+			if i == 0 {
+				opts = append(opts, node.WithUploadStore(testnet.Stall(release)))
+			}
+			return opts
+		}))
+	data := payload(2<<20, 4)
+	id := importBytes(t, c.Node(0), data)
+	importBytes(t, c.Node(1), data)
+	start := time.Now()
+	if got := export(t, c.Node(2), id); !bytes.Equal(got, data) {
+		t.Fatal("exported bytes differ")
+	}
+	t.Logf("completed in %v despite a stalling parent", time.Since(start))
+}
+
+func TestParentKilledMidTransfer(t *testing.T) {
+	c := startCluster(t, 3, testnet.WithConfig(func(i int, cfg *node.Config) {
+		if i == 0 || i == 1 {
+			cfg.Limits.UploadRate = 4 << 20 // slow enough to kill mid-way
+		}
+	}))
+	data := payload(8<<20, 5)
+	id := importBytes(t, c.Node(0), data)
+	importBytes(t, c.Node(1), data)
+	ctx := testCtx(t)
+	cont, err := c.Node(2).Export(ctx, id, storage.KindContent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-cont.Ready()
+	task := cont.(*download.Job).Task()
+	if err := testnet.WaitFor(ctx, 10*time.Millisecond, func() bool { return task.Info().VerifiedPieces >= 4 }); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Node(0).Stop(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := fetch(ctx, cont, nil)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("after killing a parent: %v (equal=%v)", err, bytes.Equal(got, data))
+	}
+}
+
+func TestDeleteWithdrawsFromCluster(t *testing.T) {
+	c := startCluster(t, 3, testnet.WithNodeOptions(func(int) []node.Option {
+		return []node.Option{node.WithDownloadConfig(func(cfg *download.Config) { cfg.FindTimeout = 2 * time.Second })}
+	}))
+	data := payload(1<<20, 6)
+	id := importBytes(t, c.Node(0), data)
+	ctx := testCtx(t)
+	if _, err := c.Node(2).Stat(ctx, id, false); err != nil {
+		t.Fatalf("stat before delete: %v", err)
+	}
+	if err := c.Node(0).Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	// Once the withdrawal reached node 2, the task is nowhere.
+	if err := testnet.WaitFor(ctx, 50*time.Millisecond, func() bool {
+		_, err := c.Node(2).Stat(ctx, id, false)
+		return errors.Is(err, storage.ErrNotFound)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Node(0).Delete(ctx, id); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+}
+
+func TestWrongSecretNodeGetsNothing(t *testing.T) {
+	c := startCluster(t, 2)
+	data := payload(1<<20, 7)
+	id := importBytes(t, c.Node(0), data)
+	// A node of another cluster bootstrapping from node 0.
+	other, err := testnet.Start(testCtx(t), t.TempDir(), 1, testnet.WithConfig(func(_ int, cfg *node.Config) {
+		cfg.Bootstrap = testnet.FullAddrs(c.Node(0).AddrInfo())
+	}), testnet.WithNodeOptions(func(int) []node.Option {
+		return []node.Option{node.WithDownloadConfig(func(cfg *download.Config) { cfg.FindTimeout = 2 * time.Second })}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	ctx := testCtx(t)
+	cont, err := other.Node(0).Export(ctx, id, storage.KindContent)
+	if _, err := fetch(ctx, cont, err); err == nil {
+		t.Fatal("a node with the wrong secret downloaded the task")
+	}
+	if other.Node(0).Admission().IsMember(c.Node(0).Host().ID()) {
+		t.Fatal("nodes of different clusters admitted each other")
+	}
+}
