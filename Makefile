@@ -5,7 +5,7 @@ GO        ?= go
 BIN       := bin
 CMDS      := $(notdir $(wildcard cli/cmd/*))
 PROTOC_GEN_GO_VERSION := v1.36.12
-STATICCHECK_VERSION   := 2025.1.1
+STATICCHECK_VERSION   := v0.7.0
 FUZZTIME  ?= 10s
 
 .DEFAULT_GOAL := help

@@ -30,15 +30,14 @@ var DefaultListen = []string{
 }
 
 type options struct {
-	listen        []string
-	limits        *rcmgr.ConcreteLimitConfig
-	rcmgrOpts     []rcmgr.Option
-	lowWater      int
-	highWater     int
-	registerer    prometheus.Registerer
-	listenUDP     func(network string, laddr *net.UDPAddr) (net.PacketConn, error)
-	userAgent     string
-	protectedPeer []string
+	listen     []string
+	limits     *rcmgr.ConcreteLimitConfig
+	rcmgrOpts  []rcmgr.Option
+	lowWater   int
+	highWater  int
+	registerer prometheus.Registerer
+	listenUDP  func(network string, laddr *net.UDPAddr) (net.PacketConn, error)
+	userAgent  string
 }
 
 // Option configures NewHost.

@@ -102,9 +102,8 @@ func (s *Server) Register(h host.Host) {
 func (s *Server) InFlight() int { return len(s.slots) }
 
 type metrics struct {
-	bytes    prometheus.Counter
-	pieces   *prometheus.CounterVec
-	inflight prometheus.GaugeFunc
+	bytes  prometheus.Counter
+	pieces *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
