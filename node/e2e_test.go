@@ -37,6 +37,13 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
+// shortFind makes nodes give up on a task nobody has after 2 s.
+func shortFind() testnet.Option {
+	return testnet.WithNodeOptions(func(int) []node.Option {
+		return []node.Option{node.WithDownloadConfig(func(cfg *download.Config) { cfg.FindTimeout = 2 * time.Second })}
+	})
+}
+
 func startCluster(t *testing.T, n int, opts ...testnet.Option) *testnet.Cluster {
 	t.Helper()
 	ctx := testCtx(t)
@@ -131,9 +138,7 @@ func TestImportOnOneNodeExportOnAnother(t *testing.T) {
 }
 
 func TestExportOfUnknownTaskFailsNotFound(t *testing.T) {
-	c := startCluster(t, 2, testnet.WithNodeOptions(func(int) []node.Option {
-		return []node.Option{node.WithDownloadConfig(func(cfg *download.Config) { cfg.FindTimeout = 2 * time.Second })}
-	}))
+	c := startCluster(t, 2, shortFind())
 	id := protocol.ContentTaskID(protocol.SHA256([]byte("nobody has this")))
 	ctx := testCtx(t)
 	c2, err := c.Node(1).Export(ctx, id, storage.KindContent)
@@ -248,9 +253,7 @@ func TestParentKilledMidTransfer(t *testing.T) {
 }
 
 func TestDeleteWithdrawsFromCluster(t *testing.T) {
-	c := startCluster(t, 3, testnet.WithNodeOptions(func(int) []node.Option {
-		return []node.Option{node.WithDownloadConfig(func(cfg *download.Config) { cfg.FindTimeout = 2 * time.Second })}
-	}))
+	c := startCluster(t, 3, shortFind())
 	data := payload(1<<20, 6)
 	id := importBytes(t, c.Node(0), data)
 	ctx := testCtx(t)

@@ -58,7 +58,12 @@ func (n *Node) Import(ctx context.Context, req api.ImportRequest, r io.Reader) (
 	if err != nil {
 		return api.TaskInfo{}, err
 	}
-	n.disc.Provide(info.ID)
+	// Announce before returning, so other hosts can export it right away.
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if err := n.disc.ProvideWait(pctx, info.ID); err != nil {
+		n.log.Warn("imported, but the first announcement failed; it will be retried", "task", info.ID.Short(), "err", err)
+	}
+	cancel()
 	n.log.Info("imported", "task", info.ID.Short(), "bytes", info.Layout.ContentLength, "took", time.Since(start))
 	return taskInfo(info), nil
 }

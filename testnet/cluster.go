@@ -33,6 +33,8 @@ type Node struct {
 	*node.Node
 	Name   string
 	Dir    string
+	cfg    node.Config
+	index  int
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -137,6 +139,17 @@ func (c *Cluster) AddNode(ctx context.Context) (*Node, error) {
 	if c.opts.configure != nil {
 		c.opts.configure(i, &cfg)
 	}
+	tn, err := c.start(ctx, i, name, cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.nodes = append(c.nodes, tn)
+	c.mu.Unlock()
+	return tn, nil
+}
+
+func (c *Cluster) start(ctx context.Context, i int, name string, cfg node.Config) (*Node, error) {
 	nopts := []node.Option{
 		node.WithSecret(c.secret),
 		node.WithLogger(c.opts.log.With("node", name)),
@@ -153,10 +166,31 @@ func (c *Cluster) AddNode(ctx context.Context) (*Node, error) {
 		return nil, err
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	tn := &Node{Node: nd, Name: name, Dir: dir, cancel: cancel, done: make(chan error, 1)}
+	tn := &Node{Node: nd, Name: name, Dir: cfg.DataDir, cfg: cfg, index: i, cancel: cancel, done: make(chan error, 1)}
 	go func() { tn.done <- nd.Run(rctx) }()
+	return tn, nil
+}
+
+// Restart stops node i and starts it again on the same data directory
+// (same identity, same store), bootstrapping from another running node.
+func (c *Cluster) Restart(ctx context.Context, i int) (*Node, error) {
+	old := c.Node(i)
+	if err := old.Stop(); err != nil {
+		return nil, err
+	}
+	cfg := old.cfg
+	for j, n := range c.Nodes() {
+		if j != i {
+			cfg.Bootstrap = FullAddrs(n.AddrInfo())
+			break
+		}
+	}
+	tn, err := c.start(ctx, i, old.Name, cfg)
+	if err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
-	c.nodes = append(c.nodes, tn)
+	c.nodes[i] = tn
 	c.mu.Unlock()
 	return tn, nil
 }

@@ -253,6 +253,26 @@ func (d *Discovery) Provide(id protocol.TaskID) {
 	}
 }
 
+// ProvideWait provides id like Provide, but waits (until ctx ends) for the
+// first DHT announcement to finish, so that other nodes can find it as soon
+// as this returns.
+func (d *Discovery) ProvideWait(ctx context.Context, id protocol.TaskID) error {
+	d.mu.Lock()
+	wasWithdrawn := d.withdrawn[id]
+	d.provided[id] = true
+	delete(d.withdrawn, id)
+	d.mu.Unlock()
+	if wasWithdrawn {
+		d.publish(pb.ProviderEvent_KIND_PROVIDE, id)
+	}
+	if err := d.dht.Provide(ctx, id.CID(), true); err != nil {
+		d.events.WithLabelValues("provide_error").Inc()
+		return fmt.Errorf("provide %s: %w", id.Short(), err)
+	}
+	d.events.WithLabelValues("provide").Inc()
+	return nil
+}
+
 // Withdraw stops providing ids and tells the cluster to ignore this node's
 // records for them.
 func (d *Discovery) Withdraw(ids ...protocol.TaskID) {

@@ -428,9 +428,15 @@ func (j *Job) resolveLayout(ctx context.Context, found *discoveryState) error {
 				return fmt.Errorf("%w (origin: %w)", ErrNoSource, srcErr)
 			}
 		case statCh == nil && srcErr == nil:
-			idle, _, _ := found.idle()
-			if idle && j.noParentsLeft() {
-				return fmt.Errorf("%w: no peer provides task %s", ErrNoSource, j.req.ID)
+			// Peers only: keep looking for a provider until FindTimeout (a
+			// record may still be on its way), then give up.
+			if idle, _, last := found.idle(); idle && j.noParentsLeft() {
+				if time.Since(j.start) > j.d.cfg.FindTimeout {
+					return fmt.Errorf("%w: no peer provides task %s", ErrNoSource, j.req.ID)
+				}
+				if time.Since(last) > 500*time.Millisecond {
+					j.lookup(ctx, found)
+				}
 			}
 		}
 		select {
