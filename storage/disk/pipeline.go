@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dragonfly-p2p/df/protocol"
 	"github.com/dragonfly-p2p/df/storage"
@@ -26,21 +27,20 @@ type hashed struct {
 }
 
 // chunk is one buffer travelling through the pipeline; it returns to the
-// free list once the piece hasher is done with it.
+// free list when both hashers are done with it.
 type chunk struct {
-	buf []byte
-	n   int
+	buf  []byte
+	n    int
+	refs atomic.Int32
 }
 
 var chunkPool = sync.Pool{New: func() any { return &chunk{buf: make([]byte, pipeChunk)} }}
 
 // hashStream reads exactly layout.ContentLength bytes from r, hands each
 // chunk to sink (which writes it to the staging file; nil for none) and
-// computes the piece digests and the whole-content digest. The two sha256
-// passes run in parallel: this goroutine reads, writes and computes the
-// whole-content digest while a second one cuts and hashes the pieces
-// (exactly two busy goroutines, so neither waits for a processor). A
-// stream of any other length fails with storage.ErrSizeChanged.
+// computes the piece digests and the whole-content digest on two more
+// goroutines, so the two sha256 passes run in parallel with the I/O.
+// A stream of any other length fails with storage.ErrSizeChanged.
 func hashStream(ctx context.Context, r io.Reader, layout protocol.Layout, sink func(p []byte, off int64) error, stop <-chan struct{}) (hashed, error) {
 	free := make(chan *chunk, pipeChunks)
 	for range pipeChunks {
@@ -51,29 +51,38 @@ func hashStream(ctx context.Context, r io.Reader, layout protocol.Layout, sink f
 			chunkPool.Put(<-free)
 		}
 	}()
+	release := func(c *chunk) {
+		if c.refs.Add(-1) == 0 {
+			free <- c
+		}
+	}
+	wholeCh := make(chan *chunk, pipeChunks)
 	pieceCh := make(chan *chunk, pipeChunks)
 	var res hashed
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		res.pieces = hashPieces(layout, pieceCh, func(c *chunk) { free <- c })
+		h := sha256.New()
+		for c := range wholeCh {
+			h.Write(c.buf[:c.n])
+			release(c)
+		}
+		h.Sum(res.content[:0])
 	})
-	whole := sha256.New()
-	err := feed(ctx, r, layout.ContentLength, sink, stop, free, func(c *chunk) {
-		pieceCh <- c
-		whole.Write(c.buf[:c.n])
-	})
+	wg.Go(func() { res.pieces = hashPieces(layout, pieceCh, release) })
+
+	err := feed(ctx, r, layout.ContentLength, sink, stop, free, wholeCh, pieceCh)
+	close(wholeCh)
 	close(pieceCh)
 	wg.Wait()
 	if err != nil {
 		return hashed{}, err
 	}
-	whole.Sum(res.content[:0])
 	return res, nil
 }
 
-// feed reads the stream into free chunks and passes each on.
+// feed reads the stream into free chunks and passes each to both hashers.
 func feed(ctx context.Context, r io.Reader, size int64, sink func([]byte, int64) error, stop <-chan struct{},
-	free chan *chunk, pass func(*chunk)) error {
+	free chan *chunk, wholeCh, pieceCh chan<- *chunk) error {
 	var total int64
 	for {
 		var c *chunk
@@ -100,7 +109,9 @@ func feed(ctx context.Context, r io.Reader, size int64, sink func([]byte, int64)
 		}
 		if n > 0 {
 			c.n = n
-			pass(c)
+			c.refs.Store(2)
+			wholeCh <- c
+			pieceCh <- c
 		} else {
 			free <- c
 		}
