@@ -15,6 +15,8 @@ import (
 
 	"github.com/dragonfly-p2p/df/node/api"
 	"github.com/dragonfly-p2p/df/node/p2p"
+	"github.com/dragonfly-p2p/df/protocol"
+	"github.com/dragonfly-p2p/df/storage"
 	"github.com/dragonfly-p2p/df/testnet"
 )
 
@@ -61,7 +63,7 @@ func (f *fillReader) Read(p []byte) (int, error) {
 func benchCluster(b *testing.B, n int) *testnet.Cluster {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	b.Cleanup(cancel)
-	c, err := testnet.Start(ctx, b.TempDir(), n, testnet.WithAPISockets())
+	c, err := testnet.Start(ctx, b.TempDir(), n, testnet.WithAPISockets(), debugLog())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -134,6 +136,30 @@ func BenchmarkTransfer(b *testing.B) {
 				b.Fatalf("copied %d: %v", n, err)
 			}
 			s.Close()
+		}
+	})
+	b.Run("download-only", func(b *testing.B) {
+		// The conductor alone: no local API streaming.
+		c := benchCluster(b, 2)
+		idStr := benchImport(b, c.Node(0), size, 11)
+		id, _ := protocol.ParseTaskID(idStr)
+		ctx := context.Background()
+		b.SetBytes(int64(size))
+		b.ResetTimer()
+		for range b.N {
+			j, err := c.Node(1).Export(ctx, id, storage.KindContent)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := j.Wait(ctx); err != nil {
+				b.Fatal(err)
+			}
+			j.Release()
+			b.StopTimer()
+			if err := c.Node(1).Delete(ctx, id); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
 		}
 	})
 	b.Run("export", func(b *testing.B) {
@@ -268,4 +294,54 @@ func storageSize(n int) string {
 	default:
 		return fmt.Sprintf("%dKiB", n>>10)
 	}
+}
+
+// BenchmarkSwarmURL: 1 origin + 8 nodes fetch the same URL at once. It
+// reports origin bytes / file size (target ≤ 1.05) and how long the last
+// node took, next to one node fetching it alone from the origin.
+func BenchmarkSwarmURL(b *testing.B) {
+	size := benchSize(b, 64<<20)
+	if os.Getenv("DF_BENCH_LARGE") != "" {
+		size = 256 << 20
+	}
+	const nodes = 8
+	origin, err := testnet.NewOrigin()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer origin.Close()
+	data := make([]byte, size)
+	(&fillReader{left: int64(size), x: 99}).Read(data)
+	c := benchCluster(b, nodes)
+	ctx := context.Background()
+	var ratio float64
+	b.SetBytes(int64(size) * nodes)
+	b.ResetTimer()
+	for i := range b.N {
+		path := fmt.Sprintf("/swarm-%d.bin", i)
+		origin.Put(path, data, fmt.Sprintf(`"%d"`, i))
+		before := origin.BytesServed()
+		errs := make(chan error, nodes)
+		for _, nd := range c.Nodes() {
+			go func() {
+				s, err := api.NewClient(nd.Socket()).Download(ctx, api.DownloadRequest{URL: origin.URL(path)})
+				if err == nil {
+					var n int64
+					n, err = io.Copy(io.Discard, s)
+					s.Close()
+					if err == nil && n != int64(size) {
+						err = fmt.Errorf("got %d bytes", n)
+					}
+				}
+				errs <- err
+			}()
+		}
+		for range nodes {
+			if err := <-errs; err != nil {
+				b.Fatal(err)
+			}
+		}
+		ratio = float64(origin.BytesServed()-before) / float64(size)
+	}
+	b.ReportMetric(ratio, "origin-bytes/size")
 }

@@ -54,6 +54,8 @@ type Job struct {
 	handshaking    atomic.Int32 // parent sessions not yet registered in the plan
 	found          *discoveryState
 
+	piecesDone time.Duration // when the last piece was verified
+
 	wholeOnce sync.Once // the origin cannot serve ranges: stream it once
 	limOnce   sync.Once
 	lim       *ratelimit.Limiter
@@ -192,7 +194,8 @@ func (j *Job) run() {
 		j.d.metrics.jobs.WithLabelValues("ok").Inc()
 		st := j.Stats()
 		j.log().Info("download complete", "bytes_from_peers", st.BytesFromPeers,
-			"bytes_from_source", st.BytesFromSource, "parents", st.Parents, "took", st.Duration)
+			"bytes_from_source", st.BytesFromSource, "parents", st.Parents, "took", st.Duration,
+			"pieces_took", j.piecesDone)
 	}
 	j.err = err
 	select {
@@ -271,6 +274,7 @@ func (j *Job) execute() error {
 	if err := j.waitPieces(ctx, found); err != nil {
 		return err
 	}
+	j.piecesDone = time.Since(j.start)
 	return j.complete(ctx)
 }
 

@@ -9,6 +9,37 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// openStaging creates an import's staging file for direct I/O (O_DIRECT:
+// no page-cache copy, no writeback work for the kernel's threads, which on
+// a small machine compete with the hashing for CPU). File systems without
+// direct I/O (tmpfs) get a buffered file; direct reports which one it is.
+func openStaging(root *os.Root, name string) (f *os.File, direct bool, err error) {
+	f, err = root.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_DIRECT, filePerm)
+	if err == nil {
+		return f, true, nil
+	}
+	if !errors.Is(err, unix.EINVAL) {
+		return nil, false, err
+	}
+	_ = root.Remove(name) // the refusal may come after the file was created
+	f, err = root.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, filePerm)
+	return f, false, err
+}
+
+// clearDirect switches f back to buffered I/O.
+func clearDirect(f *os.File) error {
+	var err error
+	if cerr := control(f, func(fd int) {
+		var fl int
+		if fl, err = unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); err == nil {
+			_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^unix.O_DIRECT)
+		}
+	}); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
 // preallocate reserves size bytes for f and sets its length, so that a
 // full disk shows up now rather than in the middle of a piece.
 func preallocate(f *os.File, size int64) error {

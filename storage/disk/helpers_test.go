@@ -38,7 +38,9 @@ func randomBytes(seed uint64, n int) []byte {
 }
 
 // testID derives a task ID from a name.
-func testID(name string) protocol.TaskID { return protocol.TaskID(sha256.Sum256([]byte("disk-test/" + name))) }
+func testID(name string) protocol.TaskID {
+	return protocol.TaskID(sha256.Sum256([]byte("disk-test/" + name)))
+}
 
 // importBytes imports data as a content task.
 func importBytes(t testing.TB, s *Store, data []byte, pieceLength uint32) storage.TaskInfo {

@@ -51,7 +51,10 @@ type staging struct {
 	s       *Store
 	name    string
 	f       *os.File
-	written int64 // bytes handed to writeback so far
+	size    int64
+	direct  bool  // f uses direct I/O
+	padded  bool  // the last direct write went past size
+	written int64 // bytes handed to writeback so far (buffered I/O)
 }
 
 func (s *Store) importTask(ctx context.Context, spec storage.ImportSpec, layout protocol.Layout, r io.Reader) (storage.TaskInfo, []protocol.TaskID, error) {
@@ -73,7 +76,7 @@ func (s *Store) importTask(ctx context.Context, spec storage.ImportSpec, layout 
 	defer st.discard()
 	res, err := hashStream(ctx, r, layout, st.write, s.closing)
 	if err == nil {
-		err = noSpace(datasync(st.f))
+		err = st.finish()
 	}
 	if err != nil {
 		return storage.TaskInfo{}, evicted, fmt.Errorf("disk: import: %w", err)
@@ -105,11 +108,11 @@ func (s *Store) importTask(ctx context.Context, spec storage.ImportSpec, layout 
 // newStaging creates a pre-allocated staging file.
 func (s *Store) newStaging(size int64) (*staging, error) {
 	name := tmpDir + "/import-" + randomSuffix() + dataExt
-	f, err := s.root.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, filePerm)
+	f, direct, err := openStaging(s.root, name)
 	if err != nil {
 		return nil, fmt.Errorf("disk: import: %w", err)
 	}
-	st := &staging{s: s, name: name, f: f}
+	st := &staging{s: s, name: name, f: f, size: size, direct: direct}
 	if err := preallocate(f, size); err != nil {
 		st.discard()
 		return nil, fmt.Errorf("disk: import: %w", noSpace(err))
@@ -117,9 +120,28 @@ func (s *Store) newStaging(size int64) (*staging, error) {
 	return st, nil
 }
 
-// write is the pipeline's sink: write a chunk at its offset and start
-// writeback of every completed writebackEvery bytes.
+// write is the pipeline's sink: write a chunk at its offset. Direct
+// writes of the last, short chunk are padded with zeros to the alignment
+// (finish truncates the file back). Buffered writes start writeback of
+// every completed writebackEvery bytes.
 func (st *staging) write(p []byte, off int64) error {
+	if st.direct {
+		if tail := len(p) % directAlign; tail != 0 && off%directAlign == 0 && cap(p)-len(p) >= directAlign-tail {
+			n := len(p)
+			p = p[:n+directAlign-tail]
+			clear(p[n:])
+			st.padded = true
+		}
+		if off%directAlign == 0 && len(p)%directAlign == 0 {
+			_, err := st.f.WriteAt(p, off)
+			return noSpace(err)
+		}
+		// Misaligned (never with the pipeline's chunks): go buffered.
+		if err := clearDirect(st.f); err != nil {
+			return err
+		}
+		st.direct = false
+	}
 	if _, err := st.f.WriteAt(p, off); err != nil {
 		return noSpace(err)
 	}
@@ -128,6 +150,16 @@ func (st *staging) write(p []byte, off int64) error {
 		st.written = end
 	}
 	return nil
+}
+
+// finish trims direct-write padding and makes the content durable.
+func (st *staging) finish() error {
+	if st.padded {
+		if err := st.f.Truncate(st.size); err != nil {
+			return err
+		}
+	}
+	return noSpace(datasync(st.f))
 }
 
 // discard closes and removes the staging file unless it was committed.

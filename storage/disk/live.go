@@ -35,17 +35,17 @@ type live struct {
 	fio     sync.RWMutex
 	fclosed bool // fio
 
-	state   []pieceState               // t.mu
-	digests []protocol.Digest          // t.mu
-	order   []uint32                   // t.mu: verified pieces in verification order
-	waiters map[uint32]chan struct{}   // t.mu: closed when a piece being written settles
-	changed chan struct{}              // t.mu
-	dead    error                      // t.mu: non-nil once deleted or the store closed
-	syncErr error                      // t.mu: sticky fdatasync failure
-	gen     atomic.Uint64              // bumped (under t.mu) when every piece is discarded
-	isDead  atomic.Bool                // mirrors dead != nil for lock-free readers
-	trash   []string                   // t.mu: renamed files of a deleted task, removed at release
-	hasher  *contentHasher             // nil for a task already complete
+	state   []pieceState             // t.mu
+	digests []protocol.Digest        // t.mu
+	order   []uint32                 // t.mu: verified pieces in verification order
+	waiters map[uint32]chan struct{} // t.mu: closed when a piece being written settles
+	changed chan struct{}            // t.mu
+	dead    error                    // t.mu: non-nil once deleted or the store closed
+	syncErr error                    // t.mu: sticky fdatasync failure
+	gen     atomic.Uint64            // bumped (under t.mu) when every piece is discarded
+	isDead  atomic.Bool              // mirrors dead != nil for lock-free readers
+	trash   []string                 // t.mu: renamed files of a deleted task, removed at release
+	hasher  *contentHasher           // nil for a task already complete
 }
 
 // newLive builds the state of t over f. verified lists the stored pieces.

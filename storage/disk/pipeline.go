@@ -8,6 +8,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/dragonfly-p2p/df/protocol"
 	"github.com/dragonfly-p2p/df/storage"
@@ -15,7 +16,7 @@ import (
 
 // Import pipeline tuning: chunks of pipeChunk bytes, pipeChunks of them in
 // flight (8 MiB of buffers per import).
-const (
+var (
 	pipeChunk  = 1 << 20
 	pipeChunks = 8
 )
@@ -34,7 +35,21 @@ type chunk struct {
 	refs atomic.Int32
 }
 
-var chunkPool = sync.Pool{New: func() any { return &chunk{buf: make([]byte, pipeChunk)} }}
+var chunkPool = sync.Pool{New: func() any { return &chunk{buf: alignedBuf(pipeChunk)} }}
+
+// directAlign is the alignment direct I/O needs for buffers, offsets and
+// lengths (the largest logical block size in use).
+const directAlign = 4096
+
+// alignedBuf returns n bytes starting at a directAlign boundary.
+func alignedBuf(n int) []byte {
+	b := make([]byte, n+directAlign)
+	off := 0
+	if r := int(uintptr(unsafe.Pointer(&b[0])) % directAlign); r != 0 {
+		off = directAlign - r
+	}
+	return b[off : off+n : off+n]
+}
 
 // hashStream reads exactly layout.ContentLength bytes from r, hands each
 // chunk to sink (which writes it to the staging file; nil for none) and

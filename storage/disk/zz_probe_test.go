@@ -3,6 +3,7 @@ package disk
 import (
 	"context"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,31 +15,32 @@ func TestZZProbe(t *testing.T) {
 		t.Skip()
 	}
 	layout, _ := protocol.NewLayout(benchSize, 0)
-	buf := make([]byte, pipeChunk)
-	for rep := range 3 {
-		f, _ := os.CreateTemp("/dev/shm", "probe")
-		preallocate(f, benchSize)
-		g := newGenReader(1, benchSize)
-		start := time.Now()
-		for off := int64(0); off < benchSize; off += pipeChunk {
-			g.Read(buf)
-			f.WriteAt(buf, off)
+	dir := t.TempDir()
+	root, _ := os.OpenRoot(dir)
+	defer root.Close()
+	type cfg struct{ cs, nc int }
+	cfgs := []cfg{{1 << 20, 8}, {1 << 20, 16}, {1 << 20, 32}, {512 << 10, 16}, {2 << 20, 8}, {1 << 20, 8}, {1 << 20, 16}, {1 << 20, 32}, {512 << 10, 16}, {2 << 20, 8}}
+	for rep, c := range cfgs {
+		pipeChunk, pipeChunks = c.cs, c.nc
+		chunkPool = sync.Pool{New: func() any { return &chunk{buf: alignedBuf(pipeChunk)} }}
+		falloc := true
+		f, direct, err := openStaging(root, "x")
+		if err != nil {
+			t.Fatal(err)
 		}
-		t.Logf("rep %d plain write tmpfs: %v", rep, time.Since(start))
+		st := &staging{f: f, size: benchSize, direct: direct}
+		start := time.Now()
+		if falloc {
+			preallocate(f, benchSize)
+		}
+		if _, err := hashStream(context.Background(), newGenReader(uint64(rep), benchSize), layout, st.write, nil); err != nil {
+			t.Fatal(err)
+		}
+		w := time.Since(start)
+		st.finish()
+		t.Logf("chunk %dK x %d direct=%v falloc=%v: pipeline+write %v, +finish %v", c.cs>>10, c.nc, direct, falloc, w, time.Since(start))
 		f.Close()
-		os.Remove(f.Name())
-
-		start = time.Now()
-		hashStream(context.Background(), newGenReader(1, benchSize), layout, nil, nil)
-		t.Logf("rep %d pipeline no write: %v", rep, time.Since(start))
-
-		f, _ = os.CreateTemp("/dev/shm", "probe")
-		preallocate(f, benchSize)
-		st := &staging{f: f}
-		start = time.Now()
-		hashStream(context.Background(), newGenReader(1, benchSize), layout, st.write, nil)
-		t.Logf("rep %d pipeline + write tmpfs: %v", rep, time.Since(start))
-		f.Close()
-		os.Remove(f.Name())
+		root.Remove("x")
+		time.Sleep(3 * time.Second)
 	}
 }
