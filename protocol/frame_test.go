@@ -244,3 +244,45 @@ func FuzzProviderEvent(f *testing.F) {
 		func(m *pb.ProviderEvent) error { _, _, err := ParseProviderEvent(m); return err },
 		&pb.ProviderEvent{Kind: pb.ProviderEvent_KIND_WITHDRAW, TaskIds: [][]byte{id.Multihash()}})
 }
+
+func FuzzScheduleRequest(f *testing.F) {
+	id := ContentTaskID(SHA256(nil))
+	fuzzDecode(f, func() *pb.ScheduleRequest { return &pb.ScheduleRequest{} }, MaxScheduleRequestSize,
+		func(m *pb.ScheduleRequest) error {
+			switch b := m.Body.(type) {
+			case *pb.ScheduleRequest_Host:
+				_, err := ParseHostAnnounce(b.Host)
+				return err
+			case *pb.ScheduleRequest_Register:
+				_, err := ParsePeerRegister(b.Register)
+				return err
+			case *pb.ScheduleRequest_Piece:
+				_, err := ParsePieceResult(b.Piece, MaxPieces)
+				return err
+			case *pb.ScheduleRequest_Reschedule:
+				_, err := ParsePeerIDs(b.Reschedule.GetBlocklist(), MaxBlocklist)
+				return err
+			}
+			return nil
+		},
+		&pb.ScheduleRequest{Body: &pb.ScheduleRequest_Host{Host: &pb.HostAnnounce{Hostname: "h", Location: "cn|zj|hz", Type: pb.HostType_HOST_TYPE_SEED}}},
+		&pb.ScheduleRequest{Body: &pb.ScheduleRequest_Register{Register: &pb.PeerRegister{TaskId: id.Multihash(), Kind: pb.TaskKind_TASK_KIND_URL,
+			Url: "http://o/x", KnownLength: true, ContentLength: 10 << 20, PieceLength: 4 << 20, Held: []byte{5}}}},
+		&pb.ScheduleRequest{Body: &pb.ScheduleRequest_Piece{Piece: &pb.PieceResult{Number: 3, Success: true, Digest: id[:]}}})
+}
+
+func FuzzScheduleResponse(f *testing.F) {
+	fuzzDecode(f, func() *pb.ScheduleResponse { return &pb.ScheduleResponse{} }, MaxScheduleResponseSize,
+		func(m *pb.ScheduleResponse) error {
+			if p := m.GetParents(); p != nil {
+				_, err := ParseCandidates(p.GetCandidates(), MaxCandidates)
+				return err
+			}
+			if p := m.GetProbe(); p != nil {
+				_, err := ParseCandidates(p.GetTargets(), MaxProbeTargets)
+				return err
+			}
+			return nil
+		},
+		&pb.ScheduleResponse{Body: &pb.ScheduleResponse_Parents{Parents: &pb.Parents{Candidates: []*pb.Candidate{{Peer: []byte("x"), Weight: 3}}}}})
+}

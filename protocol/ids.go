@@ -14,6 +14,10 @@ const (
 	PiecesSyncID protocol.ID = Prefix + "/pieces-sync/1.0.0"
 	// MemberID proves cluster membership (see pb.MemberChallenge).
 	MemberID protocol.ID = Prefix + "/member/1.0.0"
+	// ScheduleID connects nodes and schedulers (see pb.ScheduleRequest).
+	ScheduleID protocol.ID = Prefix + "/schedule/1.0.0"
+	// ProbeID measures round trips between nodes (see pb.ProbeEcho).
+	ProbeID protocol.ID = Prefix + "/probe/1.0.0"
 )
 
 // DHTPrefix is handed to go-libp2p-kad-dht as its protocol prefix, which
@@ -26,4 +30,7 @@ const (
 	// (see pb.ProviderEvent) so that a deleted copy stops being used
 	// cluster-wide before its DHT record expires.
 	TopicProviders = Prefix + "/providers/1.0.0"
+	// TopicTaskDeletes carries task deletions decided by a scheduler
+	// (pb.TaskDelete); nodes honour them only from known schedulers.
+	TopicTaskDeletes = Prefix + "/task-deletes/1.0.0"
 )

@@ -16,7 +16,7 @@ import (
 
 // Import pipeline tuning: chunks of pipeChunk bytes, pipeChunks of them in
 // flight (8 MiB of buffers per import).
-var (
+const (
 	pipeChunk  = 1 << 20
 	pipeChunks = 8
 )

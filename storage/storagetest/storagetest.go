@@ -133,7 +133,9 @@ func layoutOf(t *testing.T, size int) protocol.Layout {
 }
 
 // urlID derives a distinct URL-task ID from a name.
-func urlID(name string) protocol.TaskID { return protocol.TaskID(sha256.Sum256([]byte("storagetest/" + name))) }
+func urlID(name string) protocol.TaskID {
+	return protocol.TaskID(sha256.Sum256([]byte("storagetest/" + name)))
+}
 
 // urlSpec describes a URL task of the given size, digest unknown.
 func urlSpec(t *testing.T, name string, size int) storage.Spec {
