@@ -12,7 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
-	"github.com/dragonfly-p2p/df/node/admission"
+	"github.com/dragonfly-p2p/df/protocol/admission"
 	"github.com/dragonfly-p2p/df/protocol/units"
 )
 

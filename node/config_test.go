@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dragonfly-p2p/df/node/admission"
+	"github.com/dragonfly-p2p/df/protocol/admission"
 	"github.com/dragonfly-p2p/df/storage"
 )
 

@@ -20,11 +20,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/dragonfly-p2p/df/node/admission"
+	"github.com/dragonfly-p2p/df/protocol/admission"
 	"github.com/dragonfly-p2p/df/node/api"
 	"github.com/dragonfly-p2p/df/node/discovery"
 	"github.com/dragonfly-p2p/df/node/download"
-	"github.com/dragonfly-p2p/df/node/p2p"
+	"github.com/dragonfly-p2p/df/protocol/p2p"
 	"github.com/dragonfly-p2p/df/node/ratelimit"
 	"github.com/dragonfly-p2p/df/node/source"
 	"github.com/dragonfly-p2p/df/node/upload"

@@ -15,7 +15,7 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 
 	"github.com/dragonfly-p2p/df/node"
-	"github.com/dragonfly-p2p/df/node/p2p"
+	"github.com/dragonfly-p2p/df/protocol/p2p"
 )
 
 // Cluster is a set of in-process nodes sharing one cluster secret.

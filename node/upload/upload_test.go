@@ -14,7 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
 
-	"github.com/dragonfly-p2p/df/node/p2p"
+	"github.com/dragonfly-p2p/df/protocol/p2p"
 	"github.com/dragonfly-p2p/df/node/upload"
 	"github.com/dragonfly-p2p/df/protocol"
 	"github.com/dragonfly-p2p/df/protocol/pb"

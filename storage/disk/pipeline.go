@@ -100,6 +100,9 @@ func feed(ctx context.Context, r io.Reader, size int64, sink func([]byte, int64)
 	free chan *chunk, wholeCh, pieceCh chan<- *chunk) error {
 	var total int64
 	for {
+		if err := ctx.Err(); err != nil { // select below picks at random among ready cases
+			return err
+		}
 		var c *chunk
 		select {
 		case c = <-free:

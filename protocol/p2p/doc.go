@@ -1,4 +1,5 @@
-// Package p2p builds the dfnode libp2p host: a persisted Ed25519 identity,
+// Package p2p builds the libp2p host of every dragonfly daemon (dfnode,
+// scheduler, manager): a persisted Ed25519 identity,
 // QUIC first with TCP as the fallback, Noise and TLS security, explicit
 // resource-manager limits, connection-manager watermarks and a connection
 // gater that only lets Ed25519 peers through and drops peers that failed

@@ -108,9 +108,9 @@ func New(h host.Host, secret []byte, blocker Blocker, opts ...Option) (*Admissio
 		blockFor: 10 * time.Minute,
 		peers:    make(map[peer.ID]*peerState),
 		admitted: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "dragonfly_dfnode_admission_admitted_total", Help: "Peers that proved cluster membership."}),
+			Name: "dragonfly_admission_admitted_total", Help: "Peers that proved cluster membership."}),
 		rejected: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "dragonfly_dfnode_admission_rejected_total", Help: "Peers that failed cluster admission."}),
+			Name: "dragonfly_admission_rejected_total", Help: "Peers that failed cluster admission."}),
 	}
 	for _, o := range opts {
 		o(a)

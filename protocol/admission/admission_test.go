@@ -13,8 +13,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/goleak"
 
-	"github.com/dragonfly-p2p/df/node/admission"
-	"github.com/dragonfly-p2p/df/node/p2p"
+	"github.com/dragonfly-p2p/df/protocol/admission"
+	"github.com/dragonfly-p2p/df/protocol/p2p"
 )
 
 func TestMain(m *testing.M) {
