@@ -88,6 +88,13 @@ type Request struct {
 	RateLimit int64
 	// NoBackSource forbids the origin even when nobody else has a piece.
 	NoBackSource bool
+	// Priority is Dragonfly's LEVEL0–6 (0: unset), Tag and Application
+	// are passed to the scheduler.
+	Priority         int
+	Tag, Application string
+	// SeedTriggered: a scheduler asked this (seed) node to fetch the task
+	// from its origin.
+	SeedTriggered bool
 }
 
 // Config tunes the downloader.
@@ -150,6 +157,7 @@ type Downloader struct {
 	limit    *ratelimit.Limiter
 	metrics  *metrics
 	bad      *badPeers
+	sched    Scheduler
 
 	mu   sync.Mutex
 	jobs map[protocol.TaskID]*Job
@@ -162,6 +170,7 @@ type options struct {
 	reg    prometheus.Registerer
 	cfg    Config
 	origin Origin
+	sched  Scheduler
 }
 
 // Option configures New.
@@ -182,6 +191,10 @@ func WithConfig(c Config) Option { return func(o *options) { o.cfg = c } }
 // WithOrigin sets the back-to-source client (without it, only peers serve).
 func WithOrigin(src Origin) Option { return func(o *options) { o.origin = src } }
 
+// WithScheduler makes downloads ask a scheduler for parents (falling back
+// to the DHT when no scheduler answers).
+func WithScheduler(s Scheduler) Option { return func(o *options) { o.sched = s } }
+
 // New returns a downloader. h must be the admission-gated host.
 func New(h host.Host, store Store, finder Finder, announce Announcer, opts ...Option) *Downloader {
 	o := options{log: slog.New(slog.DiscardHandler)}
@@ -190,7 +203,7 @@ func New(h host.Host, store Store, finder Finder, announce Announcer, opts ...Op
 	}
 	o.cfg.setDefaults()
 	d := &Downloader{
-		host: h, store: store, finder: finder, announce: announce, origin: o.origin,
+		host: h, store: store, finder: finder, announce: announce, origin: o.origin, sched: o.sched,
 		cfg: o.cfg, log: o.log, limit: o.limit, metrics: newMetrics(), bad: newBadPeers(),
 		jobs: make(map[protocol.TaskID]*Job),
 		ctx:  context.Background(),

@@ -56,6 +56,16 @@ type Job struct {
 
 	piecesDone time.Duration // when the last piece was verified
 
+	// Scheduler session (nil: DHT only).
+	sess           SchedSession
+	scheduled      atomic.Bool  // decisions come from a scheduler (else: DHT rules)
+	lastDecision   atomic.Int64 // unix nanoseconds
+	lastReschedule time.Time
+	sourceAllowed  bool // pmu; the scheduler allowed the origin
+	sourceOnce     sync.Once
+	schedLayout    chan protocol.Layout
+	dropped        map[peer.ID]bool // pmu; parents given up on
+
 	wholeOnce sync.Once // the origin cannot serve ranges: stream it once
 	limOnce   sync.Once
 	lim       *ratelimit.Limiter
@@ -79,7 +89,9 @@ func newJob(d *Downloader, req Request, ctx context.Context, cancel context.Canc
 		d: d, req: req, ctx: ctx, cancel: cancel, start: time.Now(), refs: 1,
 		ready: make(chan struct{}), done: make(chan struct{}),
 		hdrs: make(chan parentHeader, 16), progress: make(chan struct{}, 1), fatal: make(chan error, 1),
-		parents: make(map[peer.ID]bool),
+		parents:     make(map[peer.ID]bool),
+		schedLayout: make(chan protocol.Layout, 1),
+		dropped:     make(map[peer.ID]bool),
 	}
 }
 
@@ -178,6 +190,13 @@ func (j *Job) run() {
 	if j.plan != nil {
 		j.plan.close()
 	}
+	if j.sess != nil {
+		var digest protocol.Digest
+		if err == nil && j.task != nil {
+			digest = j.task.Info().ContentDigest
+		}
+		j.sess.Close(err, j.Stats(), digest)
+	}
 	if err != nil {
 		j.pmu.Lock()
 		provided := j.provided
@@ -243,8 +262,14 @@ func (j *Job) execute() error {
 		return fmt.Errorf("open task: %w", err)
 	}
 
-	found := j.discover(ctx)
+	found := &discoveryState{}
 	j.found = found
+	for _, pi := range j.req.Parents {
+		j.addParent(ctx, pi)
+	}
+	if !j.openScheduler(ctx) {
+		j.lookup(ctx, found)
+	}
 	if j.task == nil {
 		if err := j.resolveLayout(ctx, found); err != nil {
 			return err
@@ -255,21 +280,27 @@ func (j *Job) execute() error {
 			j.meta, j.validator = meta, validatorOf(storage.Origin{ETag: meta.ETag, LastModified: meta.LastModified})
 		}
 	}
-	j.plan = newPlan(j.req.ID, j.d.host.ID(), j.layout, j.d.cfg.StreamWindow)
+	if j.sess != nil {
+		j.sess.UpdateLayout(j.layout)
+	}
+	p := newPlan(j.req.ID, j.d.host.ID(), j.layout, j.d.cfg.StreamWindow)
 	for cursor := 0; ; {
 		var pieces []protocol.PieceInfo
 		if pieces, cursor = j.task.Pieces(cursor); len(pieces) == 0 {
 			break
 		}
-		for _, p := range pieces {
-			j.plan.markHave(p.Number, p.Digest)
+		for _, pi := range pieces {
+			p.markHave(pi.Number, pi.Digest)
 		}
 	}
+	j.pmu.Lock()
+	j.plan = p
+	useSource := j.sourceAllowed || !j.scheduled.Load()
+	j.pmu.Unlock()
 	close(j.ready)
 	j.markProvided()
-
-	if j.canUseSource() {
-		j.sessions.Go(func() { j.sourceLoop(ctx) })
+	if useSource {
+		j.startSource(ctx)
 	}
 	if err := j.waitPieces(ctx, found); err != nil {
 		return err
@@ -329,17 +360,6 @@ func (s *discoveryState) idle() (bool, int, time.Time) {
 	return s.searches == 0, s.found, s.lastDone
 }
 
-// discover starts a provider lookup (and the scheduler's suggested parents)
-// and returns the shared state tracking it.
-func (j *Job) discover(ctx context.Context) *discoveryState {
-	st := &discoveryState{}
-	for _, pi := range j.req.Parents {
-		j.addParent(ctx, pi)
-	}
-	j.lookup(ctx, st)
-	return st
-}
-
 func (j *Job) lookup(ctx context.Context, st *discoveryState) {
 	if j.d.finder == nil {
 		return
@@ -367,6 +387,12 @@ func (j *Job) lookup(ctx context.Context, st *discoveryState) {
 // addParent starts a session with pi unless one exists, pi is this node,
 // known bad, or the parent limit is reached.
 func (j *Job) addParent(ctx context.Context, pi peer.AddrInfo) bool {
+	return j.addParentStreams(ctx, pi, j.d.cfg.StreamsPerParent)
+}
+
+// addParentStreams is addParent with a number of piece streams (the
+// scheduler's weight for this parent).
+func (j *Job) addParentStreams(ctx context.Context, pi peer.AddrInfo, streams int) bool {
 	if pi.ID == j.d.host.ID() || j.d.bad.isBad(pi.ID) {
 		return false
 	}
@@ -384,7 +410,7 @@ func (j *Job) addParent(ctx context.Context, pi peer.AddrInfo) bool {
 		defer j.activeParents.Add(-1)
 		hs := &handshake{j: j}
 		defer hs.done()
-		j.runParent(ctx, pi, hs)
+		j.runParent(ctx, pi, hs, streams)
 	})
 	return true
 }
@@ -427,6 +453,8 @@ func (j *Job) resolveLayout(ctx context.Context, found *discoveryState) error {
 				return fmt.Errorf("%w: piece length %d, want %d", ErrLayoutConflict, peerHdr.h.Layout.PieceLength, j.req.PieceLength)
 			}
 			return j.createTask(ctx, peerHdr.h.Layout)
+		case j.scheduled.Load():
+			// The scheduler decides when nobody has the task.
 		case srcErr != nil && statCh == nil:
 			if idle, _, _ := found.idle(); idle && j.noParentsLeft() {
 				return fmt.Errorf("%w (origin: %w)", ErrNoSource, srcErr)
@@ -466,6 +494,13 @@ func (j *Job) resolveLayout(ctx context.Context, found *discoveryState) error {
 			if peerHdr == nil && j.acceptableLayout(h.h.Layout) {
 				peerHdr = &h
 			}
+		case l := <-j.schedLayout:
+			// The scheduler's layout is as good as a trusted parent's.
+			if peerHdr == nil && (l.ContentLength == 0 || j.acceptableLayout(l)) {
+				peerHdr = &parentHeader{h: protocol.SyncHeader{Layout: l}}
+			}
+		case err := <-j.fatal:
+			return err
 		case <-tick.C:
 		case <-ctx.Done():
 			return ctx.Err()
@@ -519,6 +554,10 @@ func (j *Job) waitPieces(ctx context.Context, found *discoveryState) error {
 			return err
 		case <-tick.C:
 			j.plan.wakeAll() // lets source workers take over stalled owners
+			j.maybeReschedule()
+			if j.scheduled.Load() {
+				continue // the scheduler finds parents and decides failures
+			}
 			if j.plan.liveParents() < j.d.cfg.MaxParents && time.Since(lastLookup) > 3*time.Second {
 				lastLookup = time.Now()
 				if idle, _, _ := found.idle(); idle {

@@ -12,9 +12,10 @@ import (
 )
 
 type metrics struct {
-	bytes *prometheus.CounterVec
-	jobs  *prometheus.CounterVec
-	drops *prometheus.CounterVec
+	bytes          *prometheus.CounterVec
+	jobs           *prometheus.CounterVec
+	drops          *prometheus.CounterVec
+	schedFallbacks prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -25,11 +26,13 @@ func newMetrics() *metrics {
 			Name: "dragonfly_dfnode_download_jobs_total", Help: "Finished downloads, by result."}, []string{"result"}),
 		drops: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dragonfly_dfnode_download_parent_drops_total", Help: "Parents dropped from a download, by reason."}, []string{"reason"}),
+		schedFallbacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dragonfly_dfnode_download_scheduler_fallbacks_total", Help: "Downloads that fell back to the DHT because no scheduler answered."}),
 	}
 }
 
 func (m *metrics) register(reg prometheus.Registerer) {
-	reg.MustRegister(m.bytes, m.jobs, m.drops)
+	reg.MustRegister(m.bytes, m.jobs, m.drops, m.schedFallbacks)
 }
 
 // badPeers remembers peers that sent provably bad data, for a while, so no

@@ -40,7 +40,7 @@ const maxParentFailures = 3
 
 // runParent follows one parent's pieces-sync stream and runs piece workers
 // against it until the download ends or the parent is dropped.
-func (j *Job) runParent(ctx context.Context, pi peer.AddrInfo, hs *handshake) {
+func (j *Job) runParent(ctx context.Context, pi peer.AddrInfo, hs *handshake, streams int) {
 	log := j.log().With("parent", pi.ID)
 	if len(pi.Addrs) > 0 {
 		j.d.host.Peerstore().AddAddrs(pi.ID, pi.Addrs, peerstore.TempAddrTTL)
@@ -105,10 +105,10 @@ func (j *Job) runParent(ctx context.Context, pi peer.AddrInfo, hs *handshake) {
 	ps := j.plan.addParent(pi.ID, hdr.Complete)
 	defer j.plan.dropParent(ps)
 	hs.done()
-	workers := make(chan struct{}, j.d.cfg.StreamsPerParent)
+	workers := make(chan struct{}, streams)
 	wctx, wcancel := context.WithCancel(ctx)
 	defer wcancel()
-	for range j.d.cfg.StreamsPerParent {
+	for range streams {
 		j.sessions.Go(func() {
 			j.pieceWorker(wctx, ps)
 			workers <- struct{}{}
@@ -125,7 +125,7 @@ func (j *Job) runParent(ctx context.Context, pi peer.AddrInfo, hs *handshake) {
 	}
 	// The parent holds everything: keep its workers until the job ends or
 	// they give up on it.
-	for range j.d.cfg.StreamsPerParent {
+	for range streams {
 		select {
 		case <-workers:
 		case <-ctx.Done():
@@ -206,6 +206,14 @@ func (j *Job) badParent(p peer.ID, err error) {
 	j.log().Warn("dropping a parent that misbehaved", "parent", p, "err", err)
 	j.d.metrics.drops.WithLabelValues(dropLied).Inc()
 	j.d.bad.add(p)
+	j.markDropped(p)
+}
+
+// markDropped remembers a parent given up on (the reschedule blocklist).
+func (j *Job) markDropped(p peer.ID) {
+	j.pmu.Lock()
+	j.dropped[p] = true
+	j.pmu.Unlock()
 }
 
 // pieceWorker fetches pieces from one parent over one stream.
@@ -234,6 +242,7 @@ func (j *Job) pieceWorker(ctx context.Context, ps *parentState) {
 				j.plan.finish(n, false, protocol.Digest{}, 0)
 				if failures++; failures >= maxParentFailures || ctx.Err() != nil {
 					j.d.metrics.drops.WithLabelValues(dropFailures).Inc()
+					j.markDropped(ps.id)
 					j.plan.dropParent(ps)
 					return
 				}
@@ -244,6 +253,9 @@ func (j *Job) pieceWorker(ctx context.Context, ps *parentState) {
 		start := time.Now()
 		d, err := j.fetchPiece(ctx, s, r, n)
 		j.plan.finish(n, err == nil, d, time.Since(start))
+		if !errors.Is(err, errPieceDone) && ctx.Err() == nil {
+			j.reportPiece(n, ps.id, err == nil, d, time.Since(start), errors.Is(err, errBusy))
+		}
 		switch {
 		case err == nil:
 			failures = 0
@@ -265,6 +277,7 @@ func (j *Job) pieceWorker(ctx context.Context, ps *parentState) {
 			j.log().Debug("piece transfer failed", "parent", ps.id, "piece", n, "err", err)
 			if failures++; failures >= maxParentFailures {
 				j.d.metrics.drops.WithLabelValues(dropFailures).Inc()
+				j.markDropped(ps.id)
 				j.plan.dropParent(ps)
 				return
 			}

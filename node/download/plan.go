@@ -286,6 +286,9 @@ type sourcePolicy struct {
 	// stall: an owner that announced nothing new for this long is presumed
 	// stuck and its pieces are taken over.
 	stall time.Duration
+	// all: fetch any piece nobody connected holds (a scheduler decided who
+	// goes to the origin), instead of only the ones this node owns.
+	all bool
 }
 
 // pickForSource blocks until a piece should come from the origin: nobody
@@ -303,7 +306,7 @@ func (p *plan) pickForSource(pol sourcePolicy) (uint32, bool) {
 		now := time.Now()
 		owners := p.sourcingPeersLocked(now, pol)
 		if n, ok := p.chooseLocked(func(n uint32) bool {
-			return p.rarity[n] == 0 && p.owner(n, owners) == p.self
+			return p.rarity[n] == 0 && (pol.all || p.owner(n, owners) == p.self)
 		}); ok && p.flight[n] == 0 {
 			p.startLocked(n)
 			return n, true
@@ -387,4 +390,11 @@ func (p *plan) ownsWhole(pol sourcePolicy, ctx context.Context) bool {
 		}
 		p.cond.Wait()
 	}
+}
+
+// held returns a copy of the verified-piece bitmap.
+func (p *plan) held() []bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]bool(nil), p.have...)
 }

@@ -23,7 +23,7 @@ const maxSourceFailures = 5
 // starting the same download at the same moment find each other and share
 // the origin's work.
 func (j *Job) sourceLoop(ctx context.Context) {
-	if j.needsGather() {
+	if !j.scheduled.Load() && j.needsGather() {
 		j.gather(ctx)
 	}
 	if ctx.Err() != nil {
@@ -47,9 +47,11 @@ func (j *Job) needsGather() bool {
 }
 
 func (j *Job) sourceWorker(ctx context.Context) error {
-	pol := sourcePolicy{stall: j.d.cfg.OwnerStall}
 	failures := 0
 	for {
+		// Scheduled: the scheduler chose this node to go to the origin,
+		// so it fetches whatever nobody connected holds.
+		pol := sourcePolicy{stall: j.d.cfg.OwnerStall, all: j.scheduled.Load()}
 		n, ok := j.plan.pickForSource(pol)
 		if !ok {
 			return nil
@@ -58,6 +60,7 @@ func (j *Job) sourceWorker(ctx context.Context) error {
 		d, err := j.fetchFromSource(ctx, n)
 		j.plan.finish(n, err == nil, d, time.Since(start))
 		if err == nil {
+			j.reportPiece(n, "", true, d, time.Since(start), false)
 			failures = 0
 			j.notifyProgress()
 			continue

@@ -201,17 +201,20 @@ func recordAccess(tx *boltTx, t *task) error {
 	return putAccess(b, at)
 }
 
-// requeue puts back what a failed transaction did not record.
+// requeue puts back what a failed transaction did not record. (t.mu is
+// taken before f.mu elsewhere, so never while holding f.mu here.)
 func (f *flusher) requeue(byLive map[*live][]pendingPiece, access map[*task]struct{}) {
+	for t := range access {
+		t.mu.Lock()
+		t.accessDirty = true
+		t.mu.Unlock()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, ps := range byLive {
 		f.pending = append(f.pending, ps...)
 	}
 	for t := range access {
-		t.mu.Lock()
-		t.accessDirty = true
-		t.mu.Unlock()
 		f.access[t] = struct{}{}
 	}
 }

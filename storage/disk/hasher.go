@@ -164,6 +164,9 @@ func (c *contentHasher) hashPiece(h hash.Hash, n uint32, buf []byte) error {
 // waitSum waits until the whole content is hashed and returns its digest.
 func (l *live) waitSum(ctx context.Context) (protocol.Digest, error) {
 	c := l.hasher
+	if c == nil { // only complete tasks have none, and they never get here
+		return protocol.Digest{}, fmt.Errorf("disk: task %s: no content hasher", l.t.id.Short())
+	}
 	for {
 		l.t.mu.Lock()
 		if l.dead != nil {

@@ -83,6 +83,9 @@ func (s *Store) restore(ctx context.Context, id protocol.TaskID) (storage.TaskIn
 	if res.content != info.ContentDigest {
 		return info, fmt.Errorf("data hashes to %s, sidecar records %s", res.content, info.ContentDigest)
 	}
+	if err := datasync(f); err != nil { // what was read may not have reached the disk yet
+		return info, err
+	}
 	now := s.opts.now()
 	wasComplete := info.Complete
 	info.Complete = true

@@ -50,9 +50,6 @@ func encodeRecord(info storage.TaskInfo) ([]byte, error) {
 	if !info.ContentDigest.IsZero() {
 		r.ContentDigest = info.ContentDigest.String()
 	}
-	if info.CompletedAt.IsZero() {
-		r.CompletedAt = time.Time{}
-	}
 	b, err := json.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("encode record of %s: %w", info.ID.Short(), err)

@@ -10,9 +10,10 @@ import (
 // task is the store's in-memory entry for one stored task: its metadata,
 // always present, and its live state while handles are open.
 //
-// Lock order: Store.mu before task.mu; task.recMu before both. Neither mu
-// is held while waiting for bbolt's writer lock (a bbolt transaction may
-// take them briefly, never the reverse).
+// Lock order: task.recMu, then the task's ID lock (Store.lockID), then
+// Store.mu, then task.mu, then flusher.mu (a leaf). None of these mutexes
+// is held while starting a bbolt write transaction; a transaction may take
+// task.mu or Store.mu briefly inside, never the reverse.
 type task struct {
 	id protocol.TaskID
 	// recMu serialises the read-modify-write of the task's record (Complete,

@@ -14,7 +14,7 @@ var quotaTests = []test{
 	{"GCSparesOpenTasks", testGCSparesOpenTasks},
 }
 
-// quotaSizes returns a task size of about 60 % of the quota (two never fit
+// quotaSize returns a task size of about 60 % of the quota (two never fit
 // together), skipping the test for a store without a quota.
 func quotaSize(t *testing.T, s storage.Store) int {
 	q := s.Usage().Quota
