@@ -14,8 +14,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/dragonfly-p2p/df/node/api"
-	"github.com/dragonfly-p2p/df/protocol/p2p"
 	"github.com/dragonfly-p2p/df/protocol"
+	"github.com/dragonfly-p2p/df/protocol/p2p"
 	"github.com/dragonfly-p2p/df/storage"
 	"github.com/dragonfly-p2p/df/testnet"
 )

@@ -20,15 +20,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/dragonfly-p2p/df/protocol/admission"
 	"github.com/dragonfly-p2p/df/node/api"
 	"github.com/dragonfly-p2p/df/node/discovery"
 	"github.com/dragonfly-p2p/df/node/download"
-	"github.com/dragonfly-p2p/df/protocol/p2p"
 	"github.com/dragonfly-p2p/df/node/ratelimit"
 	"github.com/dragonfly-p2p/df/node/source"
 	"github.com/dragonfly-p2p/df/node/upload"
 	"github.com/dragonfly-p2p/df/protocol"
+	"github.com/dragonfly-p2p/df/protocol/admission"
+	"github.com/dragonfly-p2p/df/protocol/p2p"
 	"github.com/dragonfly-p2p/df/storage/disk"
 )
 

@@ -14,9 +14,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
 
-	"github.com/dragonfly-p2p/df/protocol/p2p"
 	"github.com/dragonfly-p2p/df/node/upload"
 	"github.com/dragonfly-p2p/df/protocol"
+	"github.com/dragonfly-p2p/df/protocol/p2p"
 	"github.com/dragonfly-p2p/df/protocol/pb"
 	"github.com/dragonfly-p2p/df/storage"
 	"github.com/dragonfly-p2p/df/storage/disk"
