@@ -32,12 +32,28 @@ type Config struct {
 	OpsAddr string `yaml:"ops-addr"`
 	// Seed makes this node a seed peer: the one that goes to the origin first.
 	Seed bool `yaml:"seed"`
+	// Schedulers are full multiaddrs (…/p2p/<peer ID>) of the cluster's
+	// schedulers; empty: peers are found through the DHT alone.
+	Schedulers []string `yaml:"schedulers"`
 
+	Host     HostConfig     `yaml:"host"`
 	Storage  StorageConfig  `yaml:"storage"`
 	Limits   LimitsConfig   `yaml:"limits"`
 	Source   SourceConfig   `yaml:"source"`
 	Download DownloadConfig `yaml:"download"`
 	DHT      DHTConfig      `yaml:"dht"`
+}
+
+// HostConfig describes where this host is, for the scheduler's topology.
+type HostConfig struct {
+	// IDC is the data center (schedulers prefer parents in the same one).
+	IDC string `yaml:"idc"`
+	// Location is "country|province|city|zone|cluster" (shared prefixes
+	// count as closeness).
+	Location string `yaml:"location"`
+	// UploadCapacity is the host's upload bandwidth per second (0: the
+	// upload rate limit, or unknown).
+	UploadCapacity units.ByteSize `yaml:"upload-capacity"`
 }
 
 // StorageConfig tunes the piece store.
@@ -126,6 +142,15 @@ func (c *Config) Validate() error {
 	if _, err := c.BootstrapPeers(); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := c.SchedulerPeers(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(c.Host.IDC) > 128 || len(c.Host.Location) > 256 || strings.Count(c.Host.Location, "|") > 4 {
+		errs = append(errs, errors.New(`host idc (≤ 128 bytes) or location ("country|province|city|zone|cluster") too long`))
+	}
+	if c.Host.UploadCapacity < 0 {
+		errs = append(errs, errors.New("host upload-capacity must not be negative"))
+	}
 	if c.ClusterSecretFile == "" {
 		errs = append(errs, errors.New("cluster-secret-file is required: an open cluster is never the default (create one with: head -c 32 /dev/urandom | base64 > secret; chmod 600 secret)"))
 	}
@@ -148,17 +173,26 @@ func (c *Config) Validate() error {
 
 // BootstrapPeers parses the bootstrap multiaddrs.
 func (c *Config) BootstrapPeers() ([]peer.AddrInfo, error) {
+	return parsePeers("bootstrap", c.Bootstrap, "dfnode id")
+}
+
+// SchedulerPeers parses the scheduler multiaddrs.
+func (c *Config) SchedulerPeers() ([]peer.AddrInfo, error) {
+	return parsePeers("schedulers", c.Schedulers, "scheduler id")
+}
+
+func parsePeers(what string, list []string, how string) ([]peer.AddrInfo, error) {
 	var addrs []ma.Multiaddr
-	for _, s := range c.Bootstrap {
+	for _, s := range list {
 		a, err := ma.NewMultiaddr(s)
 		if err != nil {
-			return nil, fmt.Errorf("bootstrap %q: %w", s, err)
+			return nil, fmt.Errorf("%s %q: %w", what, s, err)
 		}
 		addrs = append(addrs, a)
 	}
 	infos, err := peer.AddrInfosFromP2pAddrs(addrs...)
 	if err != nil {
-		return nil, fmt.Errorf("bootstrap addresses must end in /p2p/<peer ID> (print them with `dfnode id`): %w", err)
+		return nil, fmt.Errorf("%s addresses must end in /p2p/<peer ID> (print them with `%s`): %w", what, how, err)
 	}
 	return infos, nil
 }

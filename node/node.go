@@ -22,6 +22,8 @@ import (
 
 	"github.com/dragonfly-p2p/df/node/api"
 	"github.com/dragonfly-p2p/df/node/discovery"
+	"github.com/dragonfly-p2p/df/node/probe"
+	"github.com/dragonfly-p2p/df/node/schedclient"
 	"github.com/dragonfly-p2p/df/node/download"
 	"github.com/dragonfly-p2p/df/node/ratelimit"
 	"github.com/dragonfly-p2p/df/node/source"
@@ -55,6 +57,8 @@ type Node struct {
 	dl     *download.Downloader
 	origin *source.Client
 	apiSrv *api.Server
+	sched  *schedclient.Client // nil without schedulers
+	upRate *rateMeter
 
 	closeOnce sync.Once
 }
@@ -215,6 +219,21 @@ func New(cfg Config, opts ...Option) (_ *Node, err error) {
 		return nil, fmt.Errorf("source client: %w", err)
 	}
 
+	n.upRate = &rateMeter{}
+	probe.Register(n.gated)
+	scheds, err := cfg.SchedulerPeers()
+	if err != nil {
+		return nil, err
+	}
+	var dlOpts []download.Option
+	if len(scheds) > 0 {
+		if n.sched, err = schedclient.New(n.gated, scheds, n.hostAnnounce,
+			schedclient.WithLogger(o.log.With("component", "schedclient")),
+			schedclient.WithTriggerHandler(n.seedTriggered)); err != nil {
+			return nil, err
+		}
+		dlOpts = append(dlOpts, download.WithScheduler(n.sched))
+	}
 	dlConfig := download.Config{
 		MaxParents:        cfg.Download.MaxParents,
 		StreamsPerParent:  cfg.Download.StreamsPerParent,
@@ -236,12 +255,13 @@ func New(cfg Config, opts ...Option) (_ *Node, err error) {
 		upload.WithMaxConcurrent(cfg.Limits.MaxUploads),
 		upload.WithRegisterer(o.reg))
 	n.up.Register(n.gated)
-	n.dl = download.New(n.gated, n.store, n.disc, n.disc,
+	n.dl = download.New(n.gated, n.store, n.disc, n.disc, append([]download.Option{
 		download.WithLogger(o.log.With("component", "download")),
 		download.WithRateLimit(down),
 		download.WithOrigin(n.origin),
 		download.WithRegisterer(o.reg),
-		download.WithConfig(dlConfig))
+		download.WithConfig(dlConfig),
+	}, dlOpts...)...)
 	if !o.noAPISocket {
 		n.apiSrv = api.NewServer(n, api.WithLogger(o.log.With("component", "api")))
 	}
@@ -282,6 +302,10 @@ func (n *Node) Run(ctx context.Context) error {
 	g.Go(func() error { return n.disc.Run(gctx) })
 	g.Go(func() error { return n.dl.Run(gctx) })
 	g.Go(func() error { return n.store.Run(gctx) })
+	g.Go(func() error { return n.followTaskDeletes(gctx) })
+	if n.sched != nil {
+		g.Go(func() error { return n.sched.Run(gctx) })
+	}
 	if n.apiSrv != nil {
 		ln, err := api.Listen(n.cfg.SocketPath())
 		if err != nil {

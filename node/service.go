@@ -63,6 +63,11 @@ func (n *Node) Import(ctx context.Context, req api.ImportRequest, r io.Reader) (
 	if err := n.disc.ProvideWait(pctx, info.ID); err != nil {
 		n.log.Warn("imported, but the first announcement failed; it will be retried", "task", info.ID.Short(), "err", err)
 	}
+	if n.sched != nil {
+		if err := n.sched.Announce(pctx, info.ID, pbKind(info.Kind), info.Layout, info.ContentDigest); err != nil {
+			n.log.Warn("imported, but the scheduler could not be told; peers will find it through the DHT", "task", info.ID.Short(), "err", err)
+		}
+	}
 	cancel()
 	n.log.Info("imported", "task", info.ID.Short(), "bytes", info.Layout.ContentLength, "took", time.Since(start))
 	return taskInfo(info), nil
@@ -91,6 +96,11 @@ func (n *Node) Stat(ctx context.Context, id protocol.TaskID, localOnly bool) (ap
 	if !errors.Is(err, storage.ErrNotFound) || localOnly {
 		return api.StatInfo{}, err
 	}
+	if n.sched != nil {
+		if st, ok := n.schedStat(ctx, id); ok {
+			return st, nil
+		}
+	}
 	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var found int
@@ -112,6 +122,22 @@ func (n *Node) Stat(ctx context.Context, id protocol.TaskID, localOnly bool) (ap
 		return api.StatInfo{Task: t, Providers: found}, nil
 	}
 	return api.StatInfo{}, fmt.Errorf("task %s: %w (nowhere in the cluster)", id, storage.ErrNotFound)
+}
+
+// schedStat asks the task's scheduler (false: unknown there or unreachable).
+func (n *Node) schedStat(ctx context.Context, id protocol.TaskID) (api.StatInfo, bool) {
+	info, err := n.sched.Stat(ctx, id)
+	if err != nil || !info.Found || info.CompletePeers == 0 {
+		return api.StatInfo{}, false
+	}
+	t := api.TaskInfo{ID: id.String(), Complete: true}
+	if info.KnownLength {
+		t.ContentLength, t.PieceLength, t.Pieces = info.Layout.ContentLength, info.Layout.PieceLength, info.Layout.PieceCount()
+	}
+	if !info.ContentDigest.IsZero() {
+		t.ContentDigest = info.ContentDigest.String()
+	}
+	return api.StatInfo{Task: t, Providers: int(info.CompletePeers)}, true
 }
 
 // peerHeader reads a peer's pieces-sync header for id.
@@ -140,10 +166,22 @@ func (n *Node) peerHeader(ctx context.Context, p peer.ID, id protocol.TaskID) (p
 	return h, err
 }
 
-// Delete removes the local copy and withdraws it from the cluster.
+// Delete removes the local copy and withdraws it from the cluster; with a
+// scheduler, every node holding the task deletes it too.
 func (n *Node) Delete(ctx context.Context, id protocol.TaskID) error {
 	n.disc.Withdraw(id)
-	if err := n.store.Delete(ctx, id); err != nil {
+	err := n.store.Delete(ctx, id)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	if n.sched != nil {
+		if serr := n.sched.Delete(ctx, id); serr != nil {
+			n.log.Warn("the scheduler could not delete the task cluster-wide", "task", id.Short(), "err", serr)
+		} else {
+			err = nil // deleted cluster-wide, even if this node had no copy
+		}
+	}
+	if err != nil {
 		return err
 	}
 	n.log.Info("deleted", "task", id.Short())
@@ -176,6 +214,12 @@ func DownloadRequest(req api.DownloadRequest) (download.Request, error) {
 		Source:       &download.SourceRequest{URL: req.URL, Header: http.Header(req.Header)},
 		NoBackSource: req.NoBackSource,
 		RateLimit:    req.RateLimit,
+		Priority:     req.Priority,
+		Tag:          req.Tag,
+		Application:  req.Application,
+	}
+	if req.Priority < 0 || req.Priority > protocol.MaxPriority {
+		return r, fmt.Errorf("%w: priority %d outside 0–6", api.ErrBadRequest, req.Priority)
 	}
 	if _, err := protocol.CanonicalURL(req.URL, nil); err != nil {
 		return r, err

@@ -137,6 +137,7 @@ func (s *Server) sendPiece(ctx context.Context, st network.Stream, task storage.
 	w := ratelimit.NewWriter(ctx, st, s.limit)
 	written, err := io.CopyBuffer(w, io.LimitReader(rd, int64(length)), *bufp)
 	s.metrics.bytes.Add(float64(written))
+	s.sent.Add(written)
 	if err == nil && written != int64(length) {
 		err = io.ErrUnexpectedEOF // the store lost bytes under us
 	}

@@ -8,6 +8,7 @@ package upload
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -42,6 +43,7 @@ type Server struct {
 	slots   chan struct{}
 	idle    time.Duration
 	metrics *metrics
+	sent    atomic.Int64
 }
 
 type options struct {
@@ -97,6 +99,12 @@ func (s *Server) Register(h host.Host) {
 	h.SetStreamHandler(protocol.PieceID, s.HandlePiece)
 	h.SetStreamHandler(protocol.PiecesSyncID, s.HandleSync)
 }
+
+// BytesSent is the piece bytes uploaded so far.
+func (s *Server) BytesSent() int64 { return s.sent.Load() }
+
+// MaxConcurrent is the number of upload slots.
+func (s *Server) MaxConcurrent() int { return cap(s.slots) }
 
 // InFlight reports pieces being uploaded right now.
 func (s *Server) InFlight() int { return len(s.slots) }
