@@ -22,10 +22,10 @@ import (
 
 	"github.com/dragonfly-p2p/df/node/api"
 	"github.com/dragonfly-p2p/df/node/discovery"
-	"github.com/dragonfly-p2p/df/node/probe"
-	"github.com/dragonfly-p2p/df/node/schedclient"
 	"github.com/dragonfly-p2p/df/node/download"
+	"github.com/dragonfly-p2p/df/node/probe"
 	"github.com/dragonfly-p2p/df/node/ratelimit"
+	"github.com/dragonfly-p2p/df/node/schedclient"
 	"github.com/dragonfly-p2p/df/node/source"
 	"github.com/dragonfly-p2p/df/node/upload"
 	"github.com/dragonfly-p2p/df/protocol"
