@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/dragonfly-p2p/df/node"
 	"github.com/dragonfly-p2p/df/node/api"
 	"github.com/dragonfly-p2p/df/protocol"
 	"github.com/dragonfly-p2p/df/protocol/p2p"
@@ -63,7 +64,12 @@ func (f *fillReader) Read(p []byte) (int, error) {
 func benchCluster(b *testing.B, n int) *testnet.Cluster {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	b.Cleanup(cancel)
-	c, err := testnet.Start(ctx, b.TempDir(), n, testnet.WithAPISockets(), debugLog())
+	c, err := testnet.Start(ctx, b.TempDir(), n, testnet.WithAPISockets(), debugLog(),
+		testnet.WithConfig(func(_ int, cfg *node.Config) {
+			if s := os.Getenv("DF_BENCH_STREAMS"); s != "" { // tuning experiments
+				cfg.Download.StreamsPerParent, _ = strconv.Atoi(s)
+			}
+		}))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -93,51 +99,15 @@ func benchImport(b *testing.B, nd *testnet.Node, size int, seed uint64) string {
 // hosts on the same machine.
 func BenchmarkTransfer(b *testing.B) {
 	size := benchSize(b, 128<<20)
-	b.Run("raw-quic-stream", func(b *testing.B) {
-		dir := b.TempDir()
-		for _, d := range []string{dir + "/a", dir + "/b"} {
-			if err := os.MkdirAll(d, 0o700); err != nil {
-				b.Fatal(err)
-			}
-		}
-		hA, err := p2p.NewHost(dir+"/a", p2p.NewGater(), p2p.WithListen("/ip4/127.0.0.1/udp/0/quic-v1"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer hA.Close()
-		hB, err := p2p.NewHost(dir+"/b", p2p.NewGater(), p2p.WithListen("/ip4/127.0.0.1/udp/0/quic-v1"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer hB.Close()
-		buf := make([]byte, 256<<10)
-		(&fillReader{left: int64(len(buf)), x: 7}).Read(buf)
-		hA.SetStreamHandler("/bench/1.0.0", func(s network.Stream) {
-			defer s.Close()
-			for left := size; left > 0; left -= len(buf) {
-				if _, err := s.Write(buf[:min(left, len(buf))]); err != nil {
-					return
-				}
-			}
-		})
-		ctx := context.Background()
-		if err := hB.Connect(ctx, peer.AddrInfo{ID: hA.ID(), Addrs: hA.Addrs()}); err != nil {
-			b.Fatal(err)
-		}
-		b.SetBytes(int64(size))
-		b.ResetTimer()
-		for range b.N {
-			s, err := hB.NewStream(ctx, hA.ID(), "/bench/1.0.0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			n, err := io.Copy(io.Discard, s)
-			if err != nil || n != int64(size) {
-				b.Fatalf("copied %d: %v", n, err)
-			}
-			s.Close()
-		}
-	})
+	for _, mode := range []struct {
+		name  string
+		verif bool
+	}{{"raw-quic-stream", false}, {"raw-quic-stream+2xsha256", true}} {
+		// The floor: a raw go-libp2p QUIC stream between two hosts; and the
+		// same while the receiver hashes every byte twice, as a download's
+		// per-piece and whole-content checks do.
+		b.Run(mode.name, func(b *testing.B) { benchRawQUIC(b, size, mode.verif) })
+	}
 	b.Run("download-only", func(b *testing.B) {
 		// The conductor alone: no local API streaming.
 		c := benchCluster(b, 2)
@@ -186,6 +156,56 @@ func BenchmarkTransfer(b *testing.B) {
 			b.StartTimer()
 		}
 	})
+}
+
+func benchRawQUIC(b *testing.B, size int, verify bool) {
+	dir := b.TempDir()
+	for _, d := range []string{dir + "/a", dir + "/b"} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			b.Fatal(err)
+		}
+	}
+	hA, err := p2p.NewHost(dir+"/a", p2p.NewGater(), p2p.WithListen("/ip4/127.0.0.1/udp/0/quic-v1"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer hA.Close()
+	hB, err := p2p.NewHost(dir+"/b", p2p.NewGater(), p2p.WithListen("/ip4/127.0.0.1/udp/0/quic-v1"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer hB.Close()
+	buf := make([]byte, 256<<10)
+	(&fillReader{left: int64(len(buf)), x: 7}).Read(buf)
+	hA.SetStreamHandler("/bench/1.0.0", func(s network.Stream) {
+		defer s.Close()
+		for left := size; left > 0; left -= len(buf) {
+			if _, err := s.Write(buf[:min(left, len(buf))]); err != nil {
+				return
+			}
+		}
+	})
+	ctx := context.Background()
+	if err := hB.Connect(ctx, peer.AddrInfo{ID: hA.ID(), Addrs: hA.Addrs()}); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	for range b.N {
+		s, err := hB.NewStream(ctx, hA.ID(), "/bench/1.0.0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		var sink io.Writer = io.Discard
+		if verify {
+			sink = io.MultiWriter(sha256.New(), sha256.New())
+		}
+		n, err := io.Copy(sink, s)
+		if err != nil || n != int64(size) {
+			b.Fatalf("copied %d: %v", n, err)
+		}
+		s.Close()
+	}
 }
 
 // BenchmarkImport compares dfcache import (through the API socket, as the
