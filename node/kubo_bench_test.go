@@ -36,52 +36,71 @@ func BenchmarkVsKubo(b *testing.B) {
 	}
 	f.Close()
 
-	b.Run("dragonfly", func(b *testing.B) {
-		c := benchCluster(b, 2)
-		in, _ := os.Open(file)
-		info, err := api.NewClient(c.Node(0).Socket()).Import(context.Background(), in, int64(size), api.ImportOptions{})
-		in.Close()
-		if err != nil {
-			b.Fatal(err)
+	for _, toFile := range []bool{false, true} {
+		sink := "to-devnull"
+		if toFile {
+			sink = "to-file"
 		}
-		client := api.NewClient(c.Node(1).Socket())
-		b.SetBytes(int64(size))
-		b.ResetTimer()
-		for range b.N {
-			s, err := client.Export(context.Background(), info.ID, false)
+		b.Run("dragonfly-"+sink, func(b *testing.B) {
+			c := benchCluster(b, 2)
+			in, _ := os.Open(file)
+			info, err := api.NewClient(c.Node(0).Socket()).Import(context.Background(), in, int64(size), api.ImportOptions{})
+			in.Close()
 			if err != nil {
 				b.Fatal(err)
 			}
-			out, _ := os.Create(filepath.Join(dir, "df-out"))
-			_, err = io.Copy(out, s)
-			out.Sync()
-			out.Close()
-			s.Close()
-			if err != nil {
-				b.Fatal(err)
+			client := api.NewClient(c.Node(1).Socket())
+			b.SetBytes(int64(size))
+			b.ResetTimer()
+			for range b.N {
+				s, err := client.Export(context.Background(), info.ID, false)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if toFile { // as dfcache export -O does: write, fsync
+					out, _ := os.Create(filepath.Join(dir, "df-out"))
+					_, err = io.Copy(out, s)
+					out.Sync()
+					out.Close()
+				} else {
+					_, err = io.Copy(io.Discard, s)
+				}
+				s.Close()
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				client.Delete(context.Background(), info.ID)
+				b.StartTimer()
 			}
-			b.StopTimer()
-			client.Delete(context.Background(), info.ID)
-			b.StartTimer()
-		}
-	})
-
-	b.Run("kubo", func(b *testing.B) {
-		a := startKubo(b, bin, filepath.Join(dir, "kubo-a"), 14001)
-		c := startKubo(b, bin, filepath.Join(dir, "kubo-b"), 14002)
-		cid := strings.TrimSpace(a.run(b, "add", "-Q", "--cid-version=1", file))
-		c.run(b, "swarm", "connect", a.addr)
-		b.SetBytes(int64(size))
-		b.ResetTimer()
-		for range b.N {
-			c.run(b, "get", "-o", filepath.Join(dir, "kubo-out"), cid)
-			b.StopTimer()
-			c.run(b, "repo", "gc")
-			os.Remove(filepath.Join(dir, "kubo-out"))
-			b.StartTimer()
-		}
-	})
+		})
+		b.Run("kubo-"+sink, func(b *testing.B) {
+			// Each invocation (b.N grows) gets fresh repositories and ports.
+			kdir := b.TempDir()
+			kuboPort += 10
+			a := startKubo(b, bin, filepath.Join(kdir, "a"), kuboPort)
+			c := startKubo(b, bin, filepath.Join(kdir, "b"), kuboPort+1)
+			cid := strings.TrimSpace(a.run(b, "add", "-Q", "--cid-version=1", file))
+			c.run(b, "swarm", "connect", a.addr)
+			b.SetBytes(int64(size))
+			b.ResetTimer()
+			for range b.N {
+				if toFile {
+					c.run(b, "get", "-o", filepath.Join(kdir, "kubo-out"), cid)
+				} else {
+					c.runDiscard(b, "cat", cid)
+				}
+				b.StopTimer()
+				c.run(b, "repo", "gc")
+				os.Remove(filepath.Join(kdir, "kubo-out"))
+				b.StartTimer()
+			}
+		})
+	}
 }
+
+// kuboPort is the next free port pair base (kubo needs fixed ports in its config).
+var kuboPort = 14000
 
 type kubo struct {
 	bin, repo, addr string
@@ -96,6 +115,17 @@ func (k *kubo) run(b *testing.B, args ...string) string {
 		b.Fatalf("ipfs %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+func (k *kubo) runDiscard(b *testing.B, args ...string) {
+	b.Helper()
+	cmd := exec.Command(k.bin, args...)
+	cmd.Env = append(os.Environ(), "IPFS_PATH="+k.repo)
+	var stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("ipfs %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
 }
 
 func startKubo(b *testing.B, bin, repo string, port int) *kubo {
