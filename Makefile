@@ -1,23 +1,29 @@
 # dragonfly: peer-to-peer file and image distribution on libp2p.
-# `make help` lists the targets.
+# `make` (or `make help`) lists the targets; each documents itself with a
+# `## ` comment on its rule line.
 
 GO        ?= go
 BIN       := bin
-CMDS      := $(notdir $(wildcard cli/cmd/*))
+TOOLS     := $(BIN)/tools
+# Every binary is a cli/cmd/<name>/main.go; directories without one yet are
+# skipped.
+CMDS      := $(patsubst %/main.go,./%,$(wildcard cli/cmd/*/main.go))
 PROTOC_GEN_GO_VERSION := v1.36.12
+# staticcheck 2026.1 (v0.7.0) understands Go 1.26.
 STATICCHECK_VERSION   := v0.7.0
 FUZZTIME  ?= 10s
+BENCHTIME ?= 3x
 
 .DEFAULT_GOAL := help
 
 .PHONY: help
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## build every binary into bin/
+build: ## build every binary under cli/cmd into bin/
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -o $(BIN)/ $(addprefix ./cli/cmd/,$(CMDS))
+	$(if $(CMDS),$(GO) build -trimpath -o $(BIN)/ $(CMDS),@echo "no cli/cmd/*/main.go yet: nothing to build")
 
 .PHONY: test
 test: ## run every test with the race detector (what .ci/run runs)
@@ -25,10 +31,10 @@ test: ## run every test with the race detector (what .ci/run runs)
 
 .PHONY: test-short
 test-short: ## run the fast tests only
-	$(GO) test -short -count=1 ./...
+	$(GO) test -short ./...
 
 .PHONY: lint
-lint: ## gofmt, go vet, staticcheck
+lint: ## gofmt check, go vet, staticcheck
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
@@ -38,20 +44,22 @@ fmt: ## format the code
 	gofmt -w .
 
 .PHONY: generate
-generate: ## regenerate protobuf code (needs protoc)
-	@mkdir -p $(BIN)/tools
-	GOBIN=$(abspath $(BIN)/tools) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
-	cd protocol/pb && PATH=$(abspath $(BIN)/tools):$$PATH protoc --go_out=. --go_opt=paths=source_relative *.proto
+generate: ## regenerate protocol/pb/*.pb.go (needs protoc)
+	@command -v protoc >/dev/null || { echo "protoc not found (Debian: apt-get install protobuf-compiler)"; exit 1; }
+	@mkdir -p $(TOOLS)
+	GOBIN=$(abspath $(TOOLS)) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	cd protocol/pb && PATH="$(abspath $(TOOLS)):$$PATH" protoc --go_out=. --go_opt=paths=source_relative *.proto
 
 .PHONY: bench
-bench: ## run the benchmarks (DF_BENCH_LARGE=1 for the 1 GiB figures)
-	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m ./...
+bench: ## run the benchmarks, BENCHTIME each (DF_BENCH_LARGE=1 for the 1 GiB figures)
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./...
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each
-	@for pkg in $$($(GO) list ./...); do \
-	  for f in $$($(GO) test -list 'Fuzz.*' $$pkg | grep '^Fuzz'); do \
-	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	@set -e; for pkg in $$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== fuzz $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
 

@@ -1,36 +1,36 @@
 package clikit
 
-import (
-	"context"
-	"errors"
-	"fmt"
-	"io"
-	"os"
-	"strings"
+import "fmt"
 
-	"github.com/spf13/cobra"
-)
-
-// Exit codes of every dragonfly CLI (documented in docs/cli.md).
+// Exit codes of every dragonfly binary (also listed in docs/cli.md).
 const (
-	ExitOK          = 0
-	ExitFailure     = 1
-	ExitUsage       = 2
-	ExitNotFound    = 3
-	ExitUnavailable = 4
+	ExitOK          = 0 // success
+	ExitFailure     = 1 // anything else that went wrong
+	ExitUsage       = 2 // bad flag, argument, flag value or configuration
+	ExitNotFound    = 3 // the task, file or object asked for does not exist
+	ExitUnavailable = 4 // a service is not reachable (dfnode's socket, a scheduler)
 )
 
-// ExitError carries an exit code (and an optional hint) with an error.
+// ExitError decorates an error with an exit code, a hint for the user, or
+// both. Code 0 means "no opinion": the code comes from an ExitError
+// further down the chain, else it is ExitFailure. Its message is the
+// wrapped error's; the hint is printed on its own line by [Main].
 type ExitError struct {
 	Code int
-	Err  error
 	Hint string
+	Err  error
 }
 
-func (e *ExitError) Error() string { return e.Err.Error() }
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit code %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
 func (e *ExitError) Unwrap() error { return e.Err }
 
-// WithCode attaches an exit code to err.
+// WithCode returns err with exit code code (nil stays nil).
 func WithCode(code int, err error) error {
 	if err == nil {
 		return nil
@@ -38,61 +38,59 @@ func WithCode(code int, err error) error {
 	return &ExitError{Code: code, Err: err}
 }
 
-// WithHint attaches a line telling the user what to do.
+// WithHint returns err with a line telling the user what to do about it,
+// such as "is dfnode running? start it with: dfnode run". The exit code of
+// err is kept. Nil stays nil.
 func WithHint(err error, hint string) error {
 	if err == nil {
 		return nil
 	}
-	var ee *ExitError
-	if errors.As(err, &ee) {
-		return &ExitError{Code: ee.Code, Err: ee.Err, Hint: hint}
-	}
-	return &ExitError{Code: ExitFailure, Err: err, Hint: hint}
+	return &ExitError{Hint: hint, Err: err}
 }
 
-// UsageError marks err as a usage error (exit code 2).
+// UsageError marks err as a usage error: exit code ExitUsage.
 func UsageError(err error) error { return WithCode(ExitUsage, err) }
 
-// Main runs cmd with os.Args and returns the exit code; errors are printed
-// to stderr as "<name>: error: <message>" (plus the hint, if any).
-func Main(cmd *cobra.Command) int {
-	return Execute(context.Background(), cmd, os.Args[1:], os.Stderr)
-}
-
-// Execute runs cmd with args (for tests) and returns the exit code.
-func Execute(ctx context.Context, cmd *cobra.Command, args []string, stderr io.Writer) int {
-	cmd.SilenceErrors = true
-	cmd.SilenceUsage = true
-	cmd.SetArgs(args)
-	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return UsageError(fmt.Errorf("%w\nrun '%s --help' for usage", err, c.CommandPath()))
-	})
-	err := cmd.ExecuteContext(ctx)
+// ExitCode returns the exit code for err: ExitOK for nil, else the code of
+// the outermost [ExitError] that has one, else ExitFailure.
+func ExitCode(err error) int {
 	if err == nil {
 		return ExitOK
 	}
-	code := ExitFailure
-	var ee *ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.Code
-	case isUsage(err):
-		code = ExitUsage
+	if e := findExit(err, func(e *ExitError) bool { return e.Code != 0 }); e != nil {
+		return e.Code
 	}
-	fmt.Fprintf(stderr, "%s: error: %s\n", cmd.Name(), err)
-	if ee != nil && ee.Hint != "" {
-		fmt.Fprintf(stderr, "%s: hint: %s\n", cmd.Name(), ee.Hint)
-	}
-	return code
+	return ExitFailure
 }
 
-// isUsage recognises cobra's own argument errors.
-func isUsage(err error) bool {
-	msg := err.Error()
-	for _, s := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "requires at most", "required flag"} {
-		if strings.Contains(msg, s) {
-			return true
+// hintOf returns the hint of the outermost [ExitError] that has one.
+func hintOf(err error) string {
+	if e := findExit(err, func(e *ExitError) bool { return e.Hint != "" }); e != nil {
+		return e.Hint
+	}
+	return ""
+}
+
+// findExit walks err's tree in the order errors.As does and returns the
+// first *ExitError for which ok holds.
+func findExit(err error, ok func(*ExitError) bool) *ExitError {
+	for err != nil {
+		if e, is := err.(*ExitError); is && ok(e) {
+			return e
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, inner := range u.Unwrap() {
+				if e := findExit(inner, ok); e != nil {
+					return e
+				}
+			}
+			return nil
+		default:
+			return nil
 		}
 	}
-	return false
+	return nil
 }

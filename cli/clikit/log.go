@@ -5,36 +5,38 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+
+	"github.com/spf13/pflag"
 )
 
-// secretKeys are attribute keys (lower case, substring match) whose values
-// are never written.
-var secretKeys = []string{"authorization", "password", "passwd", "token", "secret", "cookie", "credential"}
-
-// NewLogger returns a logger writing format ("json" or "text") at level
-// ("debug", "info", "warn", "error") to w. Attributes whose key looks like a
-// secret are replaced by "[redacted]".
+// NewLogger returns a logger writing format (FormatJSON, or FormatText;
+// empty means text) at level ("debug", "info", "warn" or "error", any case,
+// optionally with an offset such as "info+2"; empty means info) to w.
+// Daemons log JSON, CLIs text. Secrets are masked: see [RedactSecrets].
+//
+// The logger is returned, not installed with slog.SetDefault: callers
+// inject it into what they construct.
 func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	lv := slog.LevelInfo
+	if level != "" {
+		if err := lv.UnmarshalText([]byte(level)); err != nil {
+			return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+		}
 	}
-	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: redact}
-	switch format {
-	case "json":
+	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: RedactSecrets}
+	switch strings.ToLower(format) {
+	case FormatJSON:
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	case "text", "":
+	case FormatText, "":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("log format %q: want json or text", format)
 }
 
-func redact(_ []string, a slog.Attr) slog.Attr {
-	k := strings.ToLower(a.Key)
-	for _, s := range secretKeys {
-		if strings.Contains(k, s) {
-			return slog.String(a.Key, "[redacted]")
-		}
-	}
-	return a
+// AddLogFlags adds --log-format (default defaultFormat: FormatJSON for
+// daemons, FormatText for CLIs) and --log-level (default info) to fs,
+// bound to format and level; pass them to [NewLogger].
+func AddLogFlags(fs *pflag.FlagSet, format, level *string, defaultFormat string) {
+	fs.StringVar(format, "log-format", defaultFormat, "log format: json or text")
+	fs.StringVar(level, "log-level", "info", "log level: debug, info, warn or error")
 }

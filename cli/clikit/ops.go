@@ -2,14 +2,12 @@ package clikit
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"sort"
 	"sync"
 	"time"
 
@@ -18,47 +16,86 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// NewRegistry returns a Prometheus registry with the Go and process
-// collectors.
+// NewRegistry returns a fresh Prometheus registry holding the Go runtime
+// and process collectors. Each daemon creates one, registers its own
+// metrics on it and serves it with [WithGatherer]; nothing uses the global
+// default registry.
 func NewRegistry() *prometheus.Registry {
 	r := prometheus.NewRegistry()
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return r
 }
 
-// Check is a named readiness check.
-type Check func(ctx context.Context) error
-
-// OpsServer serves /metrics, /livez, /readyz and, on a loopback address
-// only, /debug/pprof/ (profiles reveal memory contents and cost CPU: never
-// expose them beyond the host).
+// OpsServer is a daemon's operations listener, separate from its service
+// ports. It serves:
+//
+//   - /metrics: the Prometheus gatherer ([WithGatherer]; default a
+//     [NewRegistry]);
+//   - /livez: 200 "ok" as long as the process serves HTTP at all;
+//   - /readyz: runs the readiness checks ([WithCheck], [OpsServer.AddCheck])
+//     concurrently; 200 "ok" when all pass, else 503 listing the failures
+//     ("[-]name failed: reason"); with ?verbose every check is listed;
+//   - /debug/pprof/: only when the listener is bound to a loopback address.
+//     Profiles are unauthenticated, expose the command line and the shape of
+//     memory, and a CPU profile or trace costs the process real CPU for as
+//     long as the caller asks: they are for an operator on the host (or
+//     through ssh -L / kubectl port-forward), never for the network that
+//     scrapes /metrics.
 type OpsServer struct {
-	addr     string
-	gatherer prometheus.Gatherer
-	log      *slog.Logger
+	addr            string
+	gatherer        prometheus.Gatherer
+	log             *slog.Logger
+	checkTimeout    time.Duration
+	shutdownTimeout time.Duration
+	checks          *checks
 
-	mu     sync.Mutex
-	checks map[string]Check
-	ln     net.Listener
+	mu      sync.Mutex
+	ln      net.Listener
+	running bool
 }
 
-// OpsOption configures NewOpsServer.
+// OpsOption configures [NewOpsServer].
 type OpsOption func(*OpsServer)
 
-// WithGatherer serves these metrics (default: a NewRegistry).
-func WithGatherer(g prometheus.Gatherer) OpsOption { return func(s *OpsServer) { s.gatherer = g } }
-
-// WithOpsLogger sets the logger.
-func WithOpsLogger(l *slog.Logger) OpsOption { return func(s *OpsServer) { s.log = l } }
-
-// WithCheck adds a readiness check.
-func WithCheck(name string, c Check) OpsOption {
-	return func(s *OpsServer) { s.checks[name] = c }
+// WithGatherer serves g on /metrics instead of a fresh [NewRegistry].
+func WithGatherer(g prometheus.Gatherer) OpsOption {
+	return func(s *OpsServer) { s.gatherer = g }
 }
 
-// NewOpsServer returns an ops server for addr ("host:port"; port 0 picks one).
+// WithOpsLogger logs the listener's life and HTTP errors to l (default:
+// nothing).
+func WithOpsLogger(l *slog.Logger) OpsOption {
+	return func(s *OpsServer) { s.log = l }
+}
+
+// WithCheck adds the readiness check c under name (see
+// [OpsServer.AddCheck]).
+func WithCheck(name string, c Check) OpsOption {
+	return func(s *OpsServer) { s.AddCheck(name, c) }
+}
+
+// WithCheckTimeout bounds each readiness check (default 5s); a check that
+// has not answered by then counts as failed.
+func WithCheckTimeout(d time.Duration) OpsOption {
+	return func(s *OpsServer) { s.checkTimeout = d }
+}
+
+// WithShutdownTimeout bounds the graceful shutdown once Run's context ends
+// (default 5s); connections still open then are closed.
+func WithShutdownTimeout(d time.Duration) OpsOption {
+	return func(s *OpsServer) { s.shutdownTimeout = d }
+}
+
+// NewOpsServer returns an ops server for addr ("host:port"; port 0 picks a
+// free port, see [OpsServer.Addr]). Nothing listens until Listen or Run.
 func NewOpsServer(addr string, opts ...OpsOption) *OpsServer {
-	s := &OpsServer{addr: addr, log: slog.New(slog.DiscardHandler), checks: make(map[string]Check)}
+	s := &OpsServer{
+		addr:            addr,
+		log:             slog.New(slog.DiscardHandler),
+		checkTimeout:    5 * time.Second,
+		shutdownTimeout: 5 * time.Second,
+		checks:          newChecks(),
+	}
 	for _, o := range opts {
 		o(s)
 	}
@@ -68,31 +105,21 @@ func NewOpsServer(addr string, opts ...OpsOption) *OpsServer {
 	return s
 }
 
-// AddCheck adds a readiness check after construction.
-func (s *OpsServer) AddCheck(name string, c Check) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.checks[name] = c
-}
+// AddCheck adds the readiness check c under name; it may be called while
+// the server runs (for components that come up later). It panics if name
+// is empty or taken, or c is nil: those are wiring mistakes.
+func (s *OpsServer) AddCheck(name string, c Check) { s.checks.add(name, c) }
 
-// Addr returns the bound address once Run listens (or Listen was called).
-func (s *OpsServer) Addr() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ln == nil {
-		return ""
-	}
-	return s.ln.Addr().String()
-}
-
-// Listen binds the address (Run does it if needed).
-func (s *OpsServer) Listen() error {
+// Listen binds the address, so that [OpsServer.Addr] is known before Run
+// (Run calls it if needed). Calling it again does nothing.
+func (s *OpsServer) Listen(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ln != nil {
 		return nil
 	}
-	ln, err := net.Listen("tcp", s.addr)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.addr)
 	if err != nil {
 		return fmt.Errorf("ops listener: %w", err)
 	}
@@ -100,16 +127,83 @@ func (s *OpsServer) Listen() error {
 	return nil
 }
 
-// Handler returns the ops HTTP handler.
-func (s *OpsServer) Handler() http.Handler {
+// Addr returns the bound address ("127.0.0.1:43121") once listening, else
+// the configured one.
+func (s *OpsServer) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return s.addr
+	}
+	return s.ln.Addr().String()
+}
+
+// Run listens (unless Listen already did) and serves until ctx ends, then
+// shuts down gracefully: in-flight requests see their context cancelled and
+// get the shutdown timeout to finish. It returns nil after a shutdown, or
+// the error that stopped the listener. An OpsServer runs once.
+func (s *OpsServer) Run(ctx context.Context) error {
+	if err := s.Listen(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.running {
+		s.mu.Unlock()
+		return errors.New("ops listener: already running")
+	}
+	s.running = true
+	ln := s.ln
+	s.mu.Unlock()
+
+	pprofOn := isLoopback(ln.Addr())
+	srv := &http.Server{
+		Handler:           s.handler(pprofOn),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		// Long enough for /debug/pprof/profile?seconds=60.
+		WriteTimeout:   90 * time.Second,
+		IdleTimeout:    60 * time.Second,
+		MaxHeaderBytes: 16 << 10,
+		BaseContext:    func(net.Listener) context.Context { return ctx },
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	s.log.Info("ops listener up", "addr", ln.Addr().String(), "pprof", pprofOn)
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("ops listener %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		s.log.Warn("ops listener: shutdown timed out, closing connections", "err", err)
+		srv.Close()
+	}
+	<-served // http.ErrServerClosed
+	s.log.Info("ops listener down", "addr", ln.Addr().String())
+	return nil
+}
+
+// handler is the ops mux; pprof is mounted only when pprofOn.
+func (s *OpsServer) handler(pprofOn bool) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
-		w.Write([]byte("ok\n"))
+		writeText(w, http.StatusOK, "ok\n")
 	})
-	mux.HandleFunc("GET /readyz", s.readyz)
-	if s.loopback() {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		_, verbose := r.URL.Query()["verbose"]
+		status, body := s.checks.report(r.Context(), s.checkTimeout, verbose)
+		writeText(w, status, body)
+	})
+	if pprofOn {
+		mux.HandleFunc("/debug/pprof/", pprof.Index) // also serves heap, goroutine, …
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
@@ -118,80 +212,18 @@ func (s *OpsServer) Handler() http.Handler {
 	return mux
 }
 
-func (s *OpsServer) loopback() bool {
-	host, _, err := net.SplitHostPort(s.addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+func writeText(w http.ResponseWriter, status int, body string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
 }
 
-func (s *OpsServer) readyz(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	names := make([]string, 0, len(s.checks))
-	for n := range s.checks {
-		names = append(names, n)
-	}
-	checks := make(map[string]Check, len(s.checks))
-	for n, c := range s.checks {
-		checks[n] = c
-	}
-	s.mu.Unlock()
-	sort.Strings(names)
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-	defer cancel()
-	results := make(map[string]string, len(names))
-	ok := true
-	for _, n := range names {
-		if err := checks[n](ctx); err != nil {
-			results[n] = err.Error()
-			ok = false
-		} else {
-			results[n] = "ok"
-		}
-	}
-	status := http.StatusOK
-	if !ok {
-		status = http.StatusServiceUnavailable
-	}
-	if _, verbose := r.URL.Query()["verbose"]; verbose || !ok {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(map[string]any{"ready": ok, "checks": results})
-		return
-	}
-	w.Write([]byte("ok\n"))
-}
-
-// Run serves until ctx ends, then shuts down gracefully.
-func (s *OpsServer) Run(ctx context.Context) error {
-	if err := s.Listen(); err != nil {
-		return err
-	}
-	srv := &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       time.Minute,
-		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(s.ln) }()
-	s.log.Info("ops listener up", "addr", s.ln.Addr().String())
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			return err
-		}
-		return nil
-	}
+// isLoopback reports whether a bound address only accepts connections
+// from this host. The wildcard (":9100", "0.0.0.0", "[::]") is not.
+func isLoopback(a net.Addr) bool {
+	tcp, ok := a.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }
