@@ -1,10 +1,14 @@
 package node_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -148,5 +152,52 @@ func TestAPIStreamCutIsAnError(t *testing.T) {
 	}
 	if !errors.Is(err, api.ErrIncomplete) && !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want ErrIncomplete", err)
+	}
+}
+
+func TestAPIImportPassesTheFile(t *testing.T) {
+	_, cl := socketCluster(t, 1)
+	ctx := testCtx(t)
+	data := payload(1<<20+3, 31)
+	path := t.TempDir() + "/f"
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	info, err := cl[0].Import(ctx, f, int64(len(data)), api.ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.ID != protocol.SHA256(data).Hex() {
+		t.Fatalf("imported %s, want the file's digest", info.ID)
+	}
+	// A reader that is not the whole file goes as a byte stream.
+	if _, err := f.Seek(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl[0].Import(ctx, io.LimitReader(f, 10), 10, api.ImportOptions{}); err != nil {
+		t.Fatalf("a plain stream import: %v", err)
+	}
+}
+
+// A request that claims to carry a descriptor but does not is refused.
+func TestAPIImportWithoutDescriptor(t *testing.T) {
+	c, _ := socketCluster(t, 1)
+	conn, err := net.Dial("unix", c.Node(0).Socket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/tasks HTTP/1.1\r\nHost: x\r\n%s: 1\r\n%s: 10\r\nContent-Length: 0\r\n\r\n", api.HeaderFD, api.HeaderContentLength)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("status %d, want 400", resp.StatusCode)
 	}
 }

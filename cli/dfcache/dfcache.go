@@ -96,10 +96,11 @@ FIFOs and devices are refused. Nothing is uploaded until someone asks.`,
 				return clikit.UsageError(err)
 			}
 			defer f.Close()
-			bar := clikit.NewProgress(os.Stderr, clikit.IsTerminal(os.Stderr) && c.output == clikit.FormatText, "import", size)
-			info, err := api.NewClient(c.socket).Import(cmd.Context(), bar.Reader(f), size,
+			// The open file itself goes to the daemon (its descriptor is
+			// passed over the socket), so there is no byte stream to show
+			// progress for: the daemon reads at disk speed.
+			info, err := api.NewClient(c.socket).Import(cmd.Context(), f, size,
 				api.ImportOptions{Name: c.name, Tag: c.tag, PieceLength: pieceLength})
-			bar.Done(err == nil)
 			if err != nil {
 				return daemon.Err(err, c.socket)
 			}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -124,7 +125,9 @@ type ImportOptions struct {
 	PieceLength uint32
 }
 
-// Import stores size bytes read from r as a task.
+// Import stores size bytes read from r as a task. When r is a regular
+// *os.File, its descriptor is passed to the daemon, which reads the file
+// itself (no copy through the socket).
 func (c *Client) Import(ctx context.Context, r io.Reader, size int64, o ImportOptions) (TaskInfo, error) {
 	q := url.Values{}
 	if o.Name != "" || o.Tag != "" {
@@ -140,6 +143,19 @@ func (c *Client) Import(ctx context.Context, r io.Reader, size int64, o ImportOp
 		path += "?" + q.Encode()
 	}
 	var v TaskInfo
+	if f, ok := r.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() == size {
+			resp, err := c.importFD(ctx, path, f, size)
+			if err != nil {
+				return v, err
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode >= 300 {
+				return v, decodeError(resp)
+			}
+			return v, json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&v)
+		}
+	}
 	return v, c.getJSON(ctx, http.MethodPost, path, r, size, "application/octet-stream", &v)
 }
 

@@ -144,7 +144,7 @@ func Listen(path string) (net.Listener, error) {
 // Serve serves on ln until ctx ends.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(ln) }()
+	go func() { errc <- s.srv.Serve(fdListener{ln}) }()
 	select {
 	case err := <-errc:
 		return err
@@ -161,8 +161,14 @@ type ctxKey struct{}
 // checkPeer refuses connections from users other than root, the daemon's
 // own user and the allowed ones (SO_PEERCRED).
 func (s *Server) checkPeer(ctx context.Context, c net.Conn) context.Context {
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
+	var uc *net.UnixConn
+	switch v := c.(type) {
+	case *fdConn:
+		uc = v.UnixConn
+		ctx = context.WithValue(ctx, fdConnKey{}, v)
+	case *net.UnixConn:
+		uc = v
+	default:
 		return context.WithValue(ctx, ctxKey{}, false)
 	}
 	raw, err := uc.SyscallConn()
@@ -211,16 +217,32 @@ func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 	if !s.allowed(w, r) {
 		return
 	}
-	if r.ContentLength < 0 {
+	body := io.Reader(http.MaxBytesReader(w, r.Body, max(r.ContentLength, 0)))
+	size := r.ContentLength
+	if r.Header.Get(HeaderFD) != "" { // the file comes as a descriptor
+		n, err := parseSize(r.Header.Get(HeaderContentLength))
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		f, err := passedFile(r, n)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		defer f.Close()
+		body, size = io.NewSectionReader(f, 0, n), n
+	}
+	if size < 0 {
 		writeError(w, http.StatusLengthRequired, CodeBadRequest, "imports need a Content-Length")
 		return
 	}
-	if r.ContentLength > s.maxBody {
-		writeError(w, http.StatusRequestEntityTooLarge, CodeBadRequest, fmt.Sprintf("import of %d bytes exceeds the limit of %d", r.ContentLength, s.maxBody))
+	if size > s.maxBody {
+		writeError(w, http.StatusRequestEntityTooLarge, CodeBadRequest, fmt.Sprintf("import of %d bytes exceeds the limit of %d", size, s.maxBody))
 		return
 	}
 	q := r.URL.Query()
-	req := ImportRequest{Kind: storage.KindContent, Name: q.Get("name"), Tag: q.Get("tag"), Size: r.ContentLength}
+	req := ImportRequest{Kind: storage.KindContent, Name: q.Get("name"), Tag: q.Get("tag"), Size: size}
 	switch q.Get("kind") {
 	case "", "content":
 		if req.Name != "" || req.Tag != "" {
@@ -240,7 +262,7 @@ func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 		}
 		req.PieceLength = uint32(n)
 	}
-	info, err := s.svc.Import(r.Context(), req, http.MaxBytesReader(w, r.Body, r.ContentLength))
+	info, err := s.svc.Import(r.Context(), req, body)
 	if err != nil {
 		s.fail(w, err)
 		return
