@@ -369,7 +369,7 @@ func TestClientDisconnectMidBlob(t *testing.T) {
 		status, got = resp.StatusCode, body
 	})
 	time.Sleep(200 * time.Millisecond) // the second client is attached
-	leaver.Body.Close()                  // the first one leaves mid-blob
+	leaver.Body.Close()                // the first one leaves mid-blob
 	wg.Wait()
 	if status != 200 || !bytes.Equal(got, want) {
 		t.Fatalf("the remaining client got %d, %d bytes", status, len(got))

@@ -72,7 +72,7 @@ func newUpstreamRegistry(t *testing.T) *upstreamRegistry {
 func (u *upstreamRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u.requests.Add(1)
 	u.mu.Lock()
-	u.paths = append(u.paths, r.Method+" "+r.URL.Path)
+	u.paths = append(u.paths, r.Method+" "+r.URL.Path+" "+r.UserAgent())
 	u.mu.Unlock()
 	if h := u.hook.Load(); h != nil && (*h)(w, r) {
 		return
