@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -199,21 +198,4 @@ func parsePeers(what string, list []string, how string) ([]peer.AddrInfo, error)
 
 // ReadSecret reads a cluster secret file: it must not be readable by group
 // or others, and trailing whitespace is ignored.
-func ReadSecret(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("cluster secret: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("cluster secret %s has mode %v: run chmod 600 %s", path, fi.Mode().Perm(), path)
-	}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("cluster secret: %w", err)
-	}
-	secret := []byte(strings.TrimRight(string(raw), " \t\r\n"))
-	if len(secret) < admission.MinSecretLength {
-		return nil, fmt.Errorf("cluster secret %s: %w", path, admission.ErrWeakSecret)
-	}
-	return secret, nil
-}
+func ReadSecret(path string) ([]byte, error) { return admission.ReadSecretFile(path) }

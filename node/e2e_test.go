@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -19,17 +18,7 @@ import (
 
 const pieceLen = 256 << 10 // small pieces: many of them in small files
 
-func payload(n int, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	b := make([]byte, n)
-	for i := 0; i < n; i += 8 {
-		v := r.Uint64()
-		for j := 0; j < 8 && i+j < n; j++ {
-			b[i+j] = byte(v >> (8 * j))
-		}
-	}
-	return b
-}
+func payload(n int, seed uint64) []byte { return testnet.Payload(n, seed) }
 
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -76,26 +65,7 @@ func importBytes(t *testing.T, nd *testnet.Node, data []byte) protocol.TaskID {
 
 // fetch streams a content to memory and waits for the verdict.
 func fetch(ctx context.Context, c api.Content, err error) ([]byte, error) {
-	if err != nil {
-		return nil, err
-	}
-	defer c.Release()
-	select {
-	case <-c.Ready():
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	if err := c.Err(); err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	if _, err := c.WriteTo(ctx, &buf, 0, c.Layout().ContentLength); err != nil {
-		return nil, err
-	}
-	if err := c.Wait(ctx); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return testnet.Fetch(ctx, c, err)
 }
 
 func export(t *testing.T, nd *testnet.Node, id protocol.TaskID) []byte {

@@ -17,6 +17,9 @@ func badf(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrBadMessage}, args...)...)
 }
 
+// CheckMessage validates a human-readable message field (length, UTF-8).
+func CheckMessage(s string) error { return checkMessage(s) }
+
 func checkMessage(s string) error {
 	if len(s) > MaxMessageLength || !utf8.ValidString(s) {
 		return badf("message field longer than %d bytes or not UTF-8", MaxMessageLength)

@@ -24,8 +24,9 @@ type Cluster struct {
 	secret []byte
 	opts   ClusterOptions
 
-	mu    sync.Mutex
-	nodes []*Node
+	mu     sync.Mutex
+	nodes  []*Node
+	scheds []*Scheduler
 }
 
 // Node is one running in-process node.
@@ -41,11 +42,12 @@ type Node struct {
 
 // ClusterOptions are set by Option functions.
 type ClusterOptions struct {
-	log       *slog.Logger
-	configure func(i int, cfg *node.Config)
-	nodeOpts  func(i int) []node.Option
-	transport string
-	sockets   bool
+	log        *slog.Logger
+	configure  func(i int, cfg *node.Config)
+	nodeOpts   func(i int) []node.Option
+	transport  string
+	sockets    bool
+	schedulers int
 }
 
 // Option configures a cluster.
@@ -90,6 +92,12 @@ func Start(ctx context.Context, dir string, n int, opts ...Option) (*Cluster, er
 		return nil, err
 	}
 	c := &Cluster{dir: dir, secret: secret, opts: o}
+	for i := range o.schedulers {
+		if _, err := c.startScheduler(ctx, i); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("scheduler %d: %w", i, err)
+		}
+	}
 	for i := 0; i < n; i++ {
 		if _, err := c.AddNode(ctx); err != nil {
 			c.Close()
@@ -131,6 +139,7 @@ func (c *Cluster) AddNode(ctx context.Context) (*Node, error) {
 	cfg.Bootstrap = boot
 	cfg.Source.AllowedNetworks = []string{"127.0.0.0/8", "::1/128"}
 	cfg.Storage.GCInterval = time.Minute
+	cfg.Schedulers = c.SchedulerAddrs()
 	if c.opts.transport == "tcp" {
 		cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	} else {
@@ -212,6 +221,11 @@ func (c *Cluster) Close() error {
 	for _, n := range c.Nodes() {
 		if err := n.Stop(); err != nil && !errors.Is(err, context.Canceled) {
 			errs = append(errs, fmt.Errorf("%s: %w", n.Name, err))
+		}
+	}
+	for _, s := range c.Schedulers() {
+		if err := s.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.Name, err))
 		}
 	}
 	return errors.Join(errs...)

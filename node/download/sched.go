@@ -19,10 +19,13 @@ type Scheduler interface {
 
 // SchedRequest registers a download with its scheduler.
 type SchedRequest struct {
-	ID          protocol.TaskID
-	Kind        storage.Kind
-	URL         string
-	Layout      *protocol.Layout // nil while unknown
+	ID     protocol.TaskID
+	Kind   storage.Kind
+	URL    string
+	Layout *protocol.Layout // nil while unknown
+	// PieceLength is the fixed piece length asked for (0: automatic rule);
+	// URL task IDs include it, so seeds must use the same.
+	PieceLength uint32
 	Priority    int
 	Tag         string
 	Application string
@@ -70,7 +73,7 @@ func (j *Job) openScheduler(ctx context.Context) bool {
 		return false
 	}
 	req := SchedRequest{
-		ID: j.req.ID, Kind: j.req.Kind, Priority: j.req.Priority, Tag: j.req.Tag,
+		ID: j.req.ID, Kind: j.req.Kind, PieceLength: j.req.PieceLength, Priority: j.req.Priority, Tag: j.req.Tag,
 		Application: j.req.Application, BackToSource: j.req.SeedTriggered, Held: j.heldBitmap,
 	}
 	if j.req.Source != nil {

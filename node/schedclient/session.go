@@ -108,6 +108,7 @@ func (s *session) register() *pb.ScheduleRequest {
 		Priority: uint32(max(0, min(s.req.Priority, protocol.MaxPriority))), NeedBackToSource: s.req.BackToSource,
 		Tag: s.req.Tag, Application: s.req.Application,
 	}
+	r.PieceLength = s.req.PieceLength
 	if l != nil {
 		r.KnownLength, r.ContentLength, r.PieceLength = true, uint64(l.ContentLength), l.PieceLength
 		if s.req.Held != nil {

@@ -17,6 +17,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -340,4 +342,25 @@ func (a *Admission) mac(prover, verifier peer.ID, nonce []byte) []byte {
 	}
 	m.Write(nonce)
 	return m.Sum(nil)
+}
+
+// ReadSecretFile reads a cluster secret file: it must not be readable by
+// group or others, and trailing whitespace is ignored.
+func ReadSecretFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("cluster secret: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("cluster secret %s has mode %v: run chmod 600 %s", path, fi.Mode().Perm(), path)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cluster secret: %w", err)
+	}
+	secret := []byte(strings.TrimRight(string(raw), " \t\r\n"))
+	if len(secret) < MinSecretLength {
+		return nil, fmt.Errorf("cluster secret %s: %w", path, ErrWeakSecret)
+	}
+	return secret, nil
 }

@@ -1,0 +1,347 @@
+// Package scheduling decides, for one peer at a time, where its pieces
+// come from: parents chosen by the evaluator, the origin (within the
+// task's back-to-source budget), a seed peer triggered to fetch it first,
+// waiting for a source that is already on its way, or a clear failure.
+//
+// Priority levels follow Dragonfly's LEVEL0–6: LEVEL1 is forbidden;
+// LEVEL2 is P2P only (no origin, no seed: fail when nobody has it);
+// LEVEL3 sends the requesting peer to the origin itself; LEVEL0/4/5/6
+// (the default) trigger a seed peer for the first download when the
+// cluster has one, falling back to the origin when seeds fail.
+package scheduling
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/dragonfly-p2p/df/protocol/pb"
+	"github.com/dragonfly-p2p/df/protocol/ring"
+	"github.com/dragonfly-p2p/df/scheduler/evaluator"
+	"github.com/dragonfly-p2p/df/scheduler/resource"
+)
+
+// Config tunes scheduling.
+type Config struct {
+	// CandidateLimit is how many parents one decision returns (default 4).
+	CandidateLimit int `yaml:"candidate-limit"`
+	// SampleLimit is how many random peers of the task are considered
+	// (default 40).
+	SampleLimit int `yaml:"sample-limit"`
+	// BackToSourceBudget is how many peers of a task may use the origin
+	// (default 3; seeds are not counted).
+	BackToSourceBudget int `yaml:"back-to-source-budget"`
+	// RetryBackToSourceLimit: after this many rounds without a parent, the
+	// peer goes to the origin when the budget allows (default 4).
+	RetryBackToSourceLimit int `yaml:"retry-back-to-source-limit"`
+	// RetryLimit: after this many rounds without a parent, the peer fails
+	// (default 10).
+	RetryLimit int `yaml:"retry-limit"`
+	// SeedTimeout: a triggered seed that has not started by then counts as
+	// failed (default 10 s).
+	SeedTimeout time.Duration `yaml:"seed-timeout"`
+	// SeedFailureTimeout: after a seed failed a task, no seed is triggered
+	// for it again for this long (default 30 min).
+	SeedFailureTimeout time.Duration `yaml:"seed-failure-timeout"`
+}
+
+// WithDefaults fills unset fields.
+func (c Config) WithDefaults() Config {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.CandidateLimit, 4)
+	def(&c.SampleLimit, 40)
+	def(&c.BackToSourceBudget, 3)
+	def(&c.RetryBackToSourceLimit, 4)
+	def(&c.RetryLimit, 10)
+	if c.SeedTimeout <= 0 {
+		c.SeedTimeout = 10 * time.Second
+	}
+	if c.SeedFailureTimeout <= 0 {
+		c.SeedFailureTimeout = 30 * time.Minute
+	}
+	return c
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.CandidateLimit > 16:
+		return fmt.Errorf("candidate-limit %d above 16 (the protocol's limit)", c.CandidateLimit)
+	case c.SampleLimit > 10_000:
+		return fmt.Errorf("sample-limit %d above 10000", c.SampleLimit)
+	case c.RetryLimit > 0 && c.RetryBackToSourceLimit > c.RetryLimit:
+		return fmt.Errorf("retry-back-to-source-limit %d above retry-limit %d", c.RetryBackToSourceLimit, c.RetryLimit)
+	}
+	return nil
+}
+
+// Action is what a decision tells the peer.
+type Action int
+
+// Actions.
+const (
+	// Wait: nothing to offer yet (a source is on its way); the peer is
+	// scheduled again when the task changes.
+	Wait Action = iota
+	Parents
+	BackToSource
+	Empty
+	Fail
+)
+
+// Decision is the outcome of one scheduling round.
+type Decision struct {
+	Action  Action
+	Parents []*resource.Peer
+	Weights []uint32
+	// Code and Reason explain a failure (and back-to-source).
+	Code   pb.Failure_Code
+	Reason string
+	// Seed is the seed host to trigger, if any.
+	Seed *resource.Host
+}
+
+// Scheduler makes decisions. Like the store, it is not safe for concurrent use.
+type Scheduler struct {
+	cfg   Config
+	eval  *evaluator.Evaluator
+	store *resource.Store
+	rnd   *rand.Rand
+	buf   []scored
+}
+
+type scored struct {
+	p     *resource.Peer
+	score float64
+}
+
+// New returns a scheduler over store.
+func New(store *resource.Store, eval *evaluator.Evaluator, cfg Config) *Scheduler {
+	return &Scheduler{cfg: cfg.WithDefaults(), eval: eval, store: store, rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
+}
+
+// Config returns the configuration in use.
+func (s *Scheduler) Config() Config { return s.cfg }
+
+// Schedule decides for child.
+func (s *Scheduler) Schedule(child *resource.Peer, now time.Time) Decision {
+	t := child.Task
+	if t.Scope() == resource.ScopeEmpty {
+		return Decision{Action: Empty}
+	}
+	prio := child.Priority
+	if prio == 0 {
+		prio = 6
+	}
+	if prio == 1 {
+		return Decision{Action: Fail, Code: pb.Failure_CODE_FORBIDDEN, Reason: "downloads of this task are forbidden (priority LEVEL1)"}
+	}
+	if child.NeedBackToSource || prio == 3 {
+		if d, ok := s.backToSource(child, "the node was asked to fetch from the origin"); ok {
+			return d
+		}
+	}
+	if d := s.parents(child); d.Action == Parents {
+		child.Attempts = 0
+		return d
+	}
+	child.Attempts++
+	if t.URL == "" && !child.NeedBackToSource && !anyHolder(t, child) {
+		// State is soft: holders this scheduler never heard of (it restarted,
+		// or they imported before it came up) are in the DHT.
+		return Decision{Action: Fail, Code: pb.Failure_CODE_UNAVAILABLE, Reason: "no peer known to this scheduler holds the task and it has no origin: ask the DHT"}
+	}
+	sourcing := s.sourceOnItsWay(t, now)
+	if prio != 2 && !sourcing && t.URL != "" && !child.Host.Seed() {
+		if seed := s.pickSeed(t, now); seed != nil {
+			t.SeedTriggered, t.SeedHost = now, seed.ID
+			return Decision{Action: Wait, Seed: seed, Reason: "seed peer triggered"}
+		}
+	}
+	if prio != 2 && t.URL != "" && (!sourcing || child.Attempts > s.cfg.RetryBackToSourceLimit) {
+		if d, ok := s.backToSource(child, "no parent holds the task"); ok {
+			return d
+		}
+	}
+	if child.Attempts > s.cfg.RetryLimit {
+		code, reason := pb.Failure_CODE_RETRY_LIMIT, fmt.Sprintf("no parent after %d scheduling rounds", child.Attempts-1)
+		if !sourcing && t.URL == "" {
+			code, reason = pb.Failure_CODE_NOT_FOUND, "no peer holds the task and it has no origin"
+		}
+		if prio == 2 {
+			reason += " (priority LEVEL2: P2P only)"
+		}
+		return Decision{Action: Fail, Code: code, Reason: reason}
+	}
+	return Decision{Action: Wait}
+}
+
+// anyHolder reports whether a peer other than child holds part of the task.
+func anyHolder(t *resource.Task, child *resource.Peer) bool {
+	found := false
+	t.Each(func(p *resource.Peer) {
+		if p != child && (p.Held() > 0 || p.State == resource.PeerSucceeded) && p.State != resource.PeerFailed && p.State != resource.PeerLeft {
+			found = true
+		}
+	})
+	return found
+}
+
+// sourceOnItsWay reports whether some peer fetches the task from the
+// origin, or a seed was triggered recently.
+func (s *Scheduler) sourceOnItsWay(t *resource.Task, now time.Time) bool {
+	if !t.SeedTriggered.IsZero() && now.Sub(t.SeedTriggered) < s.cfg.SeedTimeout {
+		return true
+	}
+	for id := range t.BackSourced {
+		if p := t.Peer(id); p != nil && !p.State.Done() {
+			return true
+		}
+	}
+	if t.SeedHost != "" {
+		if p := t.Peer(t.SeedHost); p != nil && !p.State.Done() {
+			return true
+		}
+	}
+	return false
+}
+
+// backToSource grants the origin within the task's budget (seeds always).
+func (s *Scheduler) backToSource(child *resource.Peer, reason string) (Decision, bool) {
+	t := child.Task
+	if t.URL == "" && !child.NeedBackToSource {
+		return Decision{}, false
+	}
+	if !child.Host.Seed() && !t.BackSourced[child.Host.ID] && s.budgetUsed(t) >= s.cfg.BackToSourceBudget {
+		return Decision{}, false
+	}
+	t.BackSourced[child.Host.ID] = true
+	child.State = resource.PeerBackToSource
+	return Decision{Action: BackToSource, Reason: reason}, true
+}
+
+func (s *Scheduler) budgetUsed(t *resource.Task) int {
+	n := 0
+	for id := range t.BackSourced {
+		if p := t.Peer(id); p == nil || !p.Host.Seed() {
+			n++
+		}
+	}
+	return n
+}
+
+// pickSeed chooses the seed host for a task by consistent hash over the
+// live seeds with stream and free capacity.
+func (s *Scheduler) pickSeed(t *resource.Task, now time.Time) *resource.Host {
+	if now.Before(t.SeedFailedUntil) {
+		return nil
+	}
+	var ids []peer.ID
+	s.store.Hosts(func(h *resource.Host) {
+		if h.Seed() && h.Push != nil {
+			ids = append(ids, h.ID)
+		}
+	})
+	if len(ids) == 0 {
+		return nil
+	}
+	slices.Sort(ids)
+	for _, id := range ring.New(ids, 0).Owners(t.ID, len(ids)) {
+		if h := s.store.Host(id); h != nil && h.FreeSlots() > 0 {
+			return h
+		}
+	}
+	return nil
+}
+
+// SeedFailed remembers that the task's seed failed it.
+func (s *Scheduler) SeedFailed(t *resource.Task, now time.Time) {
+	t.SeedFailedUntil = now.Add(s.cfg.SeedFailureTimeout)
+	t.SeedTriggered = time.Time{}
+}
+
+// usable reports whether parent may serve child.
+func (s *Scheduler) usable(child, parent *resource.Peer) bool {
+	switch {
+	case parent == child, parent.Host == child.Host:
+		return false
+	case parent.Held() == 0 && parent.State != resource.PeerSucceeded:
+		return false
+	case parent.State == resource.PeerFailed || parent.State == resource.PeerLeft:
+		return false
+	case parent.Host.Push == nil && parent.Host.Info.Addrs == nil:
+		return false // never announced: no address to give
+	case child.Blocked(parent.Host.ID):
+		return false
+	case parent.Host.FreeSlots() == 0:
+		return false
+	case s.eval.IsBadParent(parent):
+		return false
+	case child.IsAncestorOf(parent):
+		return false // parent downloads from child: keep the graph acyclic
+	}
+	if _, already := child.Parents()[parent.Host.ID]; already {
+		return false
+	}
+	return true
+}
+
+// parents samples, filters and ranks candidate parents for child, books
+// the load of the chosen ones and records the edges.
+func (s *Scheduler) parents(child *resource.Peer) Decision {
+	t := child.Task
+	want := s.cfg.CandidateLimit
+	switch t.Scope() {
+	case resource.ScopeTiny, resource.ScopeSmall:
+		want = 1
+	}
+	want -= len(child.Parents())
+	if want <= 0 {
+		return Decision{Action: Wait}
+	}
+	s.buf = s.buf[:0]
+	t.Sample(s.rnd, s.cfg.SampleLimit, func(p *resource.Peer) bool {
+		if s.usable(child, p) {
+			s.buf = append(s.buf, scored{p, s.eval.Score(child, p)})
+		}
+		return true
+	})
+	if len(s.buf) == 0 {
+		return Decision{Action: Wait}
+	}
+	slices.SortFunc(s.buf, func(a, b scored) int {
+		switch {
+		case a.score > b.score:
+			return -1
+		case a.score < b.score:
+			return 1
+		}
+		return 0
+	})
+	n := min(want, len(s.buf))
+	d := Decision{Action: Parents, Parents: make([]*resource.Peer, n), Weights: make([]uint32, n)}
+	var pieceLen uint64 = 4 << 20
+	if t.Layout != nil {
+		pieceLen = uint64(t.Layout.PieceLength)
+	}
+	for i := range n {
+		p := s.buf[i].p
+		d.Parents[i] = p
+		free := p.Host.FreeUpload()
+		d.Weights[i] = uint32(max(1, min(1000, free*1000)))
+		// Book one piece per second per parent and one upload slot: the
+		// parent's next announcement replaces the estimate with the truth.
+		s.store.AddEdge(child, p, pieceLen*8, 1)
+	}
+	if child.State == resource.PeerPending {
+		child.State = resource.PeerRunning
+	}
+	return d
+}

@@ -1,0 +1,77 @@
+package service
+
+import (
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/dragonfly-p2p/df/protocol"
+	"github.com/dragonfly-p2p/df/protocol/pb"
+)
+
+// conn writes a stream's responses from its own goroutine, so that
+// decisions made under the service lock never wait on a slow node.
+type conn struct {
+	s    network.Stream
+	out  chan *pb.ScheduleResponse
+	done chan struct{}
+	once sync.Once
+}
+
+func newConn(s network.Stream, queue int) *conn {
+	c := &conn{s: s, out: make(chan *pb.ScheduleResponse, queue), done: make(chan struct{})}
+	go c.writeLoop()
+	return c
+}
+
+// push queues m; false when the stream is gone or its queue is full (the
+// node is not reading: it will be dropped).
+func (c *conn) push(m *pb.ScheduleResponse) bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+	}
+	select {
+	case c.out <- m:
+		return true
+	default:
+		c.close()
+		return false
+	}
+}
+
+func (c *conn) writeLoop() {
+	for {
+		select {
+		case m := <-c.out:
+			_ = c.s.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if err := protocol.WriteMsg(c.s, m); err != nil {
+				c.close()
+				return
+			}
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// flush waits (bounded) until queued responses are written.
+func (c *conn) flush(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for len(c.out) > 0 && time.Now().Before(deadline) {
+		select {
+		case <-c.done:
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func (c *conn) close() {
+	c.once.Do(func() {
+		close(c.done)
+		_ = c.s.Reset()
+	})
+}

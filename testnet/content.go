@@ -1,0 +1,48 @@
+package testnet
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+
+	"github.com/dragonfly-p2p/df/node/api"
+)
+
+// Payload returns n deterministic pseudo-random bytes (a different stream
+// for every seed).
+func Payload(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	b := make([]byte, n)
+	for i := 0; i < n; i += 8 {
+		v := r.Uint64()
+		for j := 0; j < 8 && i+j < n; j++ {
+			b[i+j] = byte(v >> (8 * j))
+		}
+	}
+	return b
+}
+
+// Fetch streams a download or export to memory and waits for its verdict
+// (pass the result of Node.Download or Node.Export directly).
+func Fetch(ctx context.Context, c api.Content, err error) ([]byte, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer c.Release()
+	select {
+	case <-c.Ready():
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if _, err := c.WriteTo(ctx, &buf, 0, c.Layout().ContentLength); err != nil {
+		return nil, err
+	}
+	if err := c.Wait(ctx); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
