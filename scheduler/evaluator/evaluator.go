@@ -140,7 +140,7 @@ func (e *Evaluator) IsBadParent(p *resource.Peer) bool {
 	}
 	n, mean, sd, last := p.CostStats()
 	switch {
-	case n < 2:
+	case n < 1:
 		return false
 	case n < e.minSamples:
 		return last > 20*mean

@@ -391,31 +391,34 @@ func (p *Peer) IsAncestorOf(q *Peer) bool {
 // AddCost records the time a child took to get a piece from this peer.
 func (p *Peer) AddCost(d time.Duration, window int) { p.costs.add(float64(d.Microseconds()), window) }
 
-// CostStats returns the recent piece costs' count, mean and standard
-// deviation (microseconds) and the last one.
+// CostStats returns the count, mean and standard deviation (microseconds)
+// of the recent piece costs before the last one, and the last one.
 func (p *Peer) CostStats() (n int, mean, stddev, last float64) { return p.costs.stats() }
 
-// costWindow is a rolling window of piece costs.
+// costWindow is a rolling window of piece costs before the last one.
 type costWindow struct {
-	v    []float64
-	next int
-	last float64
+	v       []float64
+	next    int
+	last    float64
+	hasLast bool
 }
 
 func (w *costWindow) add(x float64, size int) {
-	w.last = x
-	if len(w.v) < size {
-		w.v = append(w.v, x)
-		return
+	if w.hasLast {
+		if len(w.v) < size {
+			w.v = append(w.v, w.last)
+		} else {
+			w.v[w.next%len(w.v)] = w.last
+			w.next++
+		}
 	}
-	w.v[w.next%len(w.v)] = x
-	w.next++
+	w.last, w.hasLast = x, true
 }
 
 func (w *costWindow) stats() (n int, mean, stddev, last float64) {
 	n = len(w.v)
 	if n == 0 {
-		return 0, 0, 0, 0
+		return 0, 0, 0, w.last
 	}
 	for _, x := range w.v {
 		mean += x

@@ -232,6 +232,7 @@ func (s *Store) GC(now time.Time, pol GCPolicy) GCStats {
 			case (p.State == PeerFailed || p.State == PeerLeft) && now.Sub(p.Updated) > pol.DoneTTL,
 				now.Sub(p.Updated) > pol.PeerTTL:
 				s.RemovePeer(p)
+				t.Updated = now // the TTL of an empty task counts from its last peer
 				st.Peers++
 			}
 		}
