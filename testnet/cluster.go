@@ -16,6 +16,7 @@ import (
 
 	"github.com/dragonfly-p2p/df/node"
 	"github.com/dragonfly-p2p/df/protocol/p2p"
+	"github.com/dragonfly-p2p/df/testnet/shape"
 )
 
 // Cluster is a set of in-process nodes sharing one cluster secret.
@@ -48,6 +49,7 @@ type ClusterOptions struct {
 	transport  string
 	sockets    bool
 	schedulers int
+	links      func(i int) *shape.Link
 }
 
 // Option configures a cluster.
@@ -69,6 +71,10 @@ func WithNodeOptions(f func(i int) []node.Option) Option {
 // WithAPISockets gives every node its local API socket at <dir>/dfnode.sock
 // (default: none; in-process nodes are driven through Go calls).
 func WithAPISockets() Option { return func(o *ClusterOptions) { o.sockets = true } }
+
+// WithLinks shapes node i's link (QUIC only; nil: not shaped). The same
+// link survives Restart.
+func WithLinks(f func(i int) *shape.Link) Option { return func(o *ClusterOptions) { o.links = f } }
 
 // WithTCP makes nodes listen on TCP only (default: QUIC only).
 func WithTCP() Option { return func(o *ClusterOptions) { o.transport = "tcp" } }
@@ -166,6 +172,11 @@ func (c *Cluster) start(ctx context.Context, i int, name string, cfg node.Config
 	}
 	if !c.opts.sockets {
 		nopts = append(nopts, node.WithoutAPISocket())
+	}
+	if c.opts.links != nil {
+		if l := c.opts.links(i); l != nil {
+			nopts = append(nopts, node.WithHostOptions(p2p.WithListenUDP(l.ListenUDP)))
+		}
 	}
 	if c.opts.nodeOpts != nil {
 		nopts = append(nopts, c.opts.nodeOpts(i)...)

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/dragonfly-p2p/df/testnet/shape"
 )
 
 // Origin is a real HTTP server on loopback serving fixed files with Range,
@@ -31,10 +33,16 @@ type originFile struct {
 }
 
 // NewOrigin starts an origin on 127.0.0.1.
-func NewOrigin() (*Origin, error) {
+func NewOrigin() (*Origin, error) { return NewShapedOrigin(nil) }
+
+// NewShapedOrigin starts an origin whose link is shaped by link (nil: not shaped).
+func NewShapedOrigin(link *shape.Link) (*Origin, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
+	}
+	if link != nil {
+		ln = link.Listener(ln)
 	}
 	o := &Origin{ln: ln, files: make(map[string]originFile)}
 	o.srv = &http.Server{Handler: o, ReadHeaderTimeout: 10 * time.Second}

@@ -206,13 +206,28 @@ func (p *plan) pickForParent(ps *parentState) (uint32, bool) {
 // the streaming cursor first, then the rarest, ties broken at random. A
 // piece already in flight is only chosen (hedged) when its fetch runs long.
 func (p *plan) chooseLocked(eligible func(uint32) bool) (uint32, bool) {
-	// Streaming window first, in order.
+	// Streaming window first: the rarest piece in it, ties broken at random
+	// rather than in order, so that many peers streaming the same content
+	// from one parent fetch different pieces and can trade them.
 	if p.cursor < p.count {
 		end := min(p.count, p.cursor+p.window)
+		best, found, ties := uint32(0), false, 0
 		for n := p.cursor; n < end; n++ {
-			if !p.have[n] && p.flight[n] == 0 && eligible(n) {
-				return n, true
+			if p.have[n] || p.flight[n] != 0 || !eligible(n) {
+				continue
 			}
+			switch {
+			case !found || p.rarity[n] < p.rarity[best]:
+				best, found, ties = n, true, 1
+			case p.rarity[n] == p.rarity[best]:
+				ties++
+				if rand.IntN(ties) == 0 {
+					best = n
+				}
+			}
+		}
+		if found {
+			return best, true
 		}
 	}
 	const sample = 256

@@ -119,6 +119,7 @@ func TestSchedule(t *testing.T) {
 		code    pb.Failure_Code
 		seed    bool
 		parents int
+		acyclic bool
 	}{
 		{name: "empty task answered at once", length: 0, want: Empty,
 			setup: func(w *world) *resource.Peer { return w.peer(w.host(hostSpec{}), 0) }},
@@ -175,9 +176,16 @@ func TestSchedule(t *testing.T) {
 				p.Block(bad.Host.ID)
 				return p
 			}},
-		{name: "a descendant is never a parent", length: 10 << 20, want: BackToSource,
+		{name: "acyclic: a descendant is never a parent", length: 10 << 20, want: BackToSource, acyclic: true,
 			setup: func(w *world) *resource.Peer {
 				child := w.peer(w.host(hostSpec{}), 0)
+				desc := w.peer(w.host(hostSpec{}), 2)
+				w.store.AddEdge(desc, child, 0, 0)
+				return child
+			}},
+		{name: "mutual parents allowed by default", length: 10 << 20, want: Parents, parents: 1,
+			setup: func(w *world) *resource.Peer {
+				child := w.peer(w.host(hostSpec{}), 1)
 				desc := w.peer(w.host(hostSpec{}), 2)
 				w.store.AddEdge(desc, child, 0, 0)
 				return child
@@ -187,7 +195,7 @@ func TestSchedule(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newWorld(t, Config{}, tc.length)
+			w := newWorld(t, Config{Acyclic: tc.acyclic}, tc.length)
 			if tc.url == "-" {
 				w.task.URL = ""
 			}

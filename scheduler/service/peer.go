@@ -2,8 +2,10 @@ package service
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -321,18 +323,9 @@ func (s *Service) decide(p *resource.Peer, now time.Time) {
 	}
 	switch d.Action {
 	case scheduling.Parents:
-		msg := &pb.Parents{}
-		for i, par := range d.Parents {
-			msg.Candidates = append(msg.Candidates, candidateOf(par.Host, p.Host, d.Weights[i]))
-		}
-		if t.Layout != nil {
-			msg.KnownLength, msg.ContentLength, msg.PieceLength = true, uint64(t.Layout.ContentLength), t.Layout.PieceLength
-		}
-		if !t.Digest.IsZero() {
-			msg.ContentDigest = t.Digest[:]
-		}
 		p.NextTopUp = now.Add(s.iv.TopUp)
-		p.Push(&pb.ScheduleResponse{Body: &pb.ScheduleResponse_Parents{Parents: msg}})
+		s.growing[p] = struct{}{}
+		s.sendParents(p, d)
 	case scheduling.BackToSource:
 		s.m.backToSource.Inc()
 		p.Push(&pb.ScheduleResponse{Body: &pb.ScheduleResponse_BackToSource{BackToSource: &pb.BackToSource{Reason: d.Reason}}})
@@ -341,6 +334,29 @@ func (s *Service) decide(p *resource.Peer, now time.Time) {
 	case scheduling.Fail:
 		p.Push(failure(d.Code, d.Reason))
 	}
+}
+
+// sendParents sends a parents decision with the task's layout and digest.
+func (s *Service) sendParents(p *resource.Peer, d scheduling.Decision) {
+	t := p.Task
+	msg := &pb.Parents{}
+	for i, par := range d.Parents {
+		msg.Candidates = append(msg.Candidates, candidateOf(par.Host, p.Host, d.Weights[i]))
+	}
+	if t.Layout != nil {
+		msg.KnownLength, msg.ContentLength, msg.PieceLength = true, uint64(t.Layout.ContentLength), t.Layout.PieceLength
+	}
+	if !t.Digest.IsZero() {
+		msg.ContentDigest = t.Digest[:]
+	}
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		names := make([]string, len(d.Parents))
+		for i, par := range d.Parents {
+			names[i] = fmt.Sprintf("%s(%d pieces)", par.Host.ID.ShortString(), par.Held())
+		}
+		s.log.Debug("parents", "task", t.ID.Short(), "child", p.Host.ID.ShortString(), "parents", names)
+	}
+	p.Push(&pb.ScheduleResponse{Body: &pb.ScheduleResponse_Parents{Parents: msg}})
 }
 
 func actionName(a scheduling.Action) string {
@@ -373,14 +389,22 @@ func (s *Service) rescheduleRound(now time.Time) {
 		}
 	}
 	limit := s.sched.Config().CandidateLimit
-	for t := range s.dirty {
-		delete(s.dirty, t)
-		t.Each(func(p *resource.Peer) {
-			if p.Push == nil || p.Waiting || p.State != resource.PeerRunning || p.Complete() ||
-				len(p.Parents()) >= limit || now.Before(p.NextTopUp) {
-				return
-			}
-			s.decide(p, now)
-		})
+	clear(s.dirty)
+	for p := range s.growing {
+		if p.Push == nil || p.State != resource.PeerRunning || p.Complete() || len(p.Parents()) >= limit || p.Task.Peer(p.Host.ID) != p {
+			delete(s.growing, p)
+			continue
+		}
+		if now.Before(p.NextTopUp) {
+			continue
+		}
+		p.NextTopUp = now.Add(s.iv.TopUp)
+		start := time.Now()
+		d := s.sched.More(p)
+		s.m.latency.Observe(time.Since(start).Seconds())
+		if d.Action == scheduling.Parents {
+			s.m.decisions.WithLabelValues("more-parents").Inc()
+			s.sendParents(p, d)
+		}
 	}
 }

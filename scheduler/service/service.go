@@ -50,7 +50,7 @@ func (iv Intervals) withDefaults() Intervals {
 		}
 	}
 	def(&iv.Reschedule, 200*time.Millisecond)
-	def(&iv.TopUp, time.Second)
+	def(&iv.TopUp, 250*time.Millisecond)
 	def(&iv.Probe, 30*time.Second)
 	def(&iv.GC, 10*time.Second)
 	return iv
@@ -70,6 +70,7 @@ type Service struct {
 
 	mu      sync.Mutex
 	waiting map[*resource.Peer]struct{}
+	growing map[*resource.Peer]struct{} // running peers that may take more parents
 	dirty   map[*resource.Task]struct{}
 	ready   bool
 }
@@ -101,7 +102,7 @@ func DefaultGC() resource.GCPolicy {
 // New returns a service; h must be the admission-gated host.
 func New(h host.Host, store *resource.Store, sched *scheduling.Scheduler, opts ...Option) *Service {
 	s := &Service{h: h, log: slog.New(slog.DiscardHandler), store: store, sched: sched, gc: DefaultGC(), probe: 8,
-		waiting: make(map[*resource.Peer]struct{}), dirty: make(map[*resource.Task]struct{})}
+		waiting: make(map[*resource.Peer]struct{}), growing: make(map[*resource.Peer]struct{}), dirty: make(map[*resource.Task]struct{})}
 	for _, o := range opts {
 		o(s)
 	}
@@ -139,6 +140,11 @@ func (s *Service) Run(ctx context.Context) error {
 			for p := range s.waiting {
 				if p.Task.Peer(p.Host.ID) != p {
 					delete(s.waiting, p)
+				}
+			}
+			for p := range s.growing {
+				if p.Task.Peer(p.Host.ID) != p {
+					delete(s.growing, p)
 				}
 			}
 			for t := range s.dirty {

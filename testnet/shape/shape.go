@@ -1,0 +1,252 @@
+// Package shape shapes a simulated host's network link in userspace:
+// bandwidth per direction (token buckets shared by all the host's flows),
+// one-way latency and random loss. This kernel has no netem, so testnet
+// wraps the UDP socket QUIC uses (p2p.WithListenUDP) and the TCP listener
+// of HTTP origins instead.
+//
+// Uplink shaping paces writes (a slow NIC); downlink shaping paces reads
+// (a bottleneck queue in front of the host: packets wait in the socket
+// buffer and are dropped when it is full, which QUIC's congestion control
+// sees as it would a real bottleneck). Latency is added on send.
+package shape
+
+import (
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Spec describes a link. Zero values mean unlimited / none.
+type Spec struct {
+	// Up and Down are bytes per second.
+	Up, Down int64
+	// Latency is added to every packet sent (one way).
+	Latency time.Duration
+	// Loss is the probability (0..1) that a sent packet is dropped.
+	Loss float64
+}
+
+// Mbit converts megabits per second to bytes per second.
+func Mbit(m float64) int64 { return int64(m * 1e6 / 8) }
+
+// Link is one host's shaped link.
+type Link struct {
+	up, down *Bucket
+	latency  atomic.Int64
+	loss     atomic.Uint64 // probability × 2^32
+	sent     atomic.Int64
+	received atomic.Int64
+	dropped  atomic.Int64
+}
+
+// NewLink returns a link shaped by spec.
+func NewLink(spec Spec) *Link {
+	l := &Link{up: NewBucket(spec.Up), down: NewBucket(spec.Down)}
+	l.Set(spec)
+	return l
+}
+
+// Set changes the link's shape at run time (e.g. to slow it).
+func (l *Link) Set(spec Spec) {
+	l.up.SetRate(spec.Up)
+	l.down.SetRate(spec.Down)
+	l.latency.Store(int64(spec.Latency))
+	l.loss.Store(uint64(min(max(spec.Loss, 0), 1) * (1 << 32)))
+}
+
+// Stats returns bytes sent and received through the link and packets
+// dropped by loss.
+func (l *Link) Stats() (sent, received, dropped int64) {
+	return l.sent.Load(), l.received.Load(), l.dropped.Load()
+}
+
+func (l *Link) lose() bool {
+	p := l.loss.Load()
+	return p > 0 && rand.Uint64N(1<<32) < p
+}
+
+// ListenUDP opens a shaped UDP socket (for p2p.WithListenUDP).
+func (l *Link) ListenUDP(network string, laddr *net.UDPAddr) (net.PacketConn, error) {
+	c, err := net.ListenUDP(network, laddr)
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetReadBuffer(4 << 20)
+	_ = c.SetWriteBuffer(4 << 20)
+	return l.PacketConn(c), nil
+}
+
+// PacketConn wraps a packet socket.
+func (l *Link) PacketConn(pc net.PacketConn) net.PacketConn {
+	c := &packetConn{PacketConn: pc, l: l, queue: make(chan delayed, 4096), done: make(chan struct{})}
+	go c.deliver()
+	return c
+}
+
+type delayed struct {
+	at   time.Time
+	b    []byte
+	addr net.Addr
+}
+
+type packetConn struct {
+	net.PacketConn
+	l     *Link
+	queue chan delayed
+	done  chan struct{}
+	once  sync.Once
+}
+
+func (c *packetConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	c.l.up.Wait(len(b))
+	c.l.sent.Add(int64(len(b)))
+	if c.l.lose() {
+		c.l.dropped.Add(1)
+		return len(b), nil
+	}
+	lat := time.Duration(c.l.latency.Load())
+	if lat <= 0 {
+		return c.PacketConn.WriteTo(b, addr)
+	}
+	select {
+	case c.queue <- delayed{at: time.Now().Add(lat), b: append([]byte(nil), b...), addr: addr}:
+	case <-c.done:
+		return 0, net.ErrClosed
+	default:
+		c.l.dropped.Add(1) // the delay line is full: tail drop
+	}
+	return len(b), nil
+}
+
+func (c *packetConn) deliver() {
+	for {
+		select {
+		case d := <-c.queue:
+			if w := time.Until(d.at); w > 0 {
+				time.Sleep(w)
+			}
+			_, _ = c.PacketConn.WriteTo(d.b, d.addr)
+		case <-c.done:
+			return
+		}
+	}
+}
+
+func (c *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, addr, err := c.PacketConn.ReadFrom(b)
+	if n > 0 {
+		c.l.down.Wait(n)
+		c.l.received.Add(int64(n))
+	}
+	return n, addr, err
+}
+
+func (c *packetConn) Close() error {
+	c.once.Do(func() { close(c.done) })
+	return c.PacketConn.Close()
+}
+
+// Listener shapes every accepted connection: writes take from the uplink,
+// reads from the downlink (an HTTP origin's link).
+func (l *Link) Listener(ln net.Listener) net.Listener { return &listener{Listener: ln, l: l} }
+
+type listener struct {
+	net.Listener
+	l *Link
+}
+
+func (ln *listener) Accept() (net.Conn, error) {
+	c, err := ln.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &conn{Conn: c, l: ln.l}, nil
+}
+
+// Conn shapes one stream connection (a client's side of HTTP).
+func (l *Link) Conn(c net.Conn) net.Conn { return &conn{Conn: c, l: l} }
+
+type conn struct {
+	net.Conn
+	l *Link
+}
+
+const chunk = 16 << 10
+
+func (c *conn) Write(b []byte) (int, error) {
+	written := 0
+	for written < len(b) {
+		n := min(chunk, len(b)-written)
+		c.l.up.Wait(n)
+		m, err := c.Conn.Write(b[written : written+n])
+		written += m
+		c.l.sent.Add(int64(m))
+		if err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}
+
+func (c *conn) Read(b []byte) (int, error) {
+	if len(b) > chunk {
+		b = b[:chunk]
+	}
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.l.down.Wait(n)
+		c.l.received.Add(int64(n))
+	}
+	return n, err
+}
+
+// Bucket paces bytes to a rate (a token bucket expressed as a virtual
+// clock: each byte advances it by 1/rate; callers sleep until it is due,
+// with a small burst allowance).
+type Bucket struct {
+	mu    sync.Mutex
+	rate  float64 // bytes per second; 0 unlimited
+	burst time.Duration
+	next  time.Time
+}
+
+// NewBucket returns a bucket of rate bytes per second (0: unlimited).
+func NewBucket(rate int64) *Bucket {
+	b := &Bucket{}
+	b.SetRate(rate)
+	return b
+}
+
+// SetRate changes the rate.
+func (b *Bucket) SetRate(rate int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.rate = float64(max(rate, 0))
+	// A burst of ~5 ms or 32 KiB, whichever is larger: small enough not to
+	// distort the rate, large enough for the scheduler's sleep granularity.
+	b.burst = 5 * time.Millisecond
+	if b.rate > 0 {
+		b.burst = max(b.burst, time.Duration(float64(32<<10)/b.rate*float64(time.Second)))
+	}
+}
+
+// Wait blocks until n bytes may pass.
+func (b *Bucket) Wait(n int) {
+	b.mu.Lock()
+	if b.rate == 0 {
+		b.mu.Unlock()
+		return
+	}
+	now := time.Now()
+	if floor := now.Add(-b.burst); b.next.Before(floor) {
+		b.next = floor
+	}
+	b.next = b.next.Add(time.Duration(float64(n) / b.rate * float64(time.Second)))
+	wait := b.next.Sub(now)
+	b.mu.Unlock()
+	if wait > 0 {
+		time.Sleep(wait)
+	}
+}

@@ -1,0 +1,228 @@
+package testnet
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/dragonfly-p2p/df/node"
+	"github.com/dragonfly-p2p/df/node/api"
+	"github.com/dragonfly-p2p/df/testnet/shape"
+)
+
+// SwarmSpec is a swarm download: one origin, Nodes hosts with shaped links,
+// all fetching the same file.
+type SwarmSpec struct {
+	Nodes       int
+	Size        int64
+	PieceLength uint32
+	// Up and Down shape every node's link, OriginUp the origin's uplink
+	// (bytes per second).
+	Up, Down, OriginUp int64
+	Latency            time.Duration
+	// Schedulers (0: DHT only) and Seed (node 0 is a seed peer).
+	Schedulers int
+	Seed       bool
+	// Stagger starts node i's download i × Stagger after the first.
+	Stagger time.Duration
+	// NoP2P is the baseline: every host fetches the file from the origin
+	// over HTTP, through the same shaped links, without dragonfly.
+	NoP2P bool
+	Log   *slog.Logger
+}
+
+// SwarmResult is what a swarm run measured.
+type SwarmResult struct {
+	Spec SwarmSpec `json:"-"`
+	// Completion is each host's time from its own start to verified content.
+	Completion []time.Duration `json:"completion_ns"`
+	P50        time.Duration   `json:"p50_ns"`
+	P99        time.Duration   `json:"p99_ns"`
+	Last       time.Duration   `json:"last_ns"`
+	// Bound is the Kumar–Ross lower bound max(F/u_s, F/d_min, N·F/(u_s+Σu_i)).
+	Bound time.Duration `json:"bound_ns"`
+	// Efficiency is Bound / Last (for staggered runs: Bound / the slowest host's own time).
+	Efficiency  float64 `json:"efficiency"`
+	OriginBytes int64   `json:"origin_bytes"`
+	OriginRatio float64 `json:"origin_ratio"`
+	// CPU is the process's user+system CPU time during the run.
+	CPU     time.Duration `json:"cpu_ns"`
+	Elapsed time.Duration `json:"elapsed_ns"`
+}
+
+// Bound returns the Kumar–Ross bound of a swarm.
+func (s SwarmSpec) Bound() time.Duration {
+	f := float64(s.Size)
+	secs := 0.0
+	if s.OriginUp > 0 {
+		secs = max(secs, f/float64(s.OriginUp))
+		if s.Up > 0 && !s.NoP2P {
+			secs = max(secs, float64(s.Nodes)*f/float64(s.OriginUp+int64(s.Nodes)*s.Up))
+		} else {
+			secs = max(secs, float64(s.Nodes)*f/float64(s.OriginUp))
+		}
+	}
+	if s.Down > 0 {
+		secs = max(secs, f/float64(s.Down))
+	}
+	return time.Duration(secs * float64(time.Second))
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// RunSwarm runs one swarm download in dir and measures it.
+func RunSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResult, error) {
+	if spec.Nodes < 1 || spec.Size < 1 {
+		return SwarmResult{}, errors.New("swarm: nodes and size must be positive")
+	}
+	if spec.Log == nil {
+		spec.Log = slog.New(slog.DiscardHandler)
+	}
+	res := SwarmResult{Spec: spec, Bound: spec.Bound()}
+	data := Payload(int(spec.Size), uint64(spec.Size))
+	want := sha256.Sum256(data)
+	origin, err := NewShapedOrigin(shape.NewLink(shape.Spec{Up: spec.OriginUp, Latency: spec.Latency}))
+	if err != nil {
+		return res, err
+	}
+	defer origin.Close()
+	origin.Put("/swarm.bin", data, `"swarm"`)
+	url := origin.URL("/swarm.bin")
+
+	links := make([]*shape.Link, spec.Nodes)
+	for i := range links {
+		links[i] = shape.NewLink(shape.Spec{Up: spec.Up, Down: spec.Down, Latency: spec.Latency})
+	}
+	var fetch func(ctx context.Context, i int) error
+	if spec.NoP2P {
+		fetch = func(ctx context.Context, i int) error { return httpFetch(ctx, links[i], url, want) }
+	} else {
+		n := spec.Nodes
+		if spec.Seed {
+			n++ // node 0 is the seed; hosts are 1..Nodes
+		}
+		c, err := Start(ctx, dir, n, WithLogger(spec.Log), WithSchedulers(spec.Schedulers),
+			WithLinks(func(i int) *shape.Link {
+				if spec.Seed {
+					if i == 0 {
+						return shape.NewLink(shape.Spec{Up: spec.Up, Down: spec.Down, Latency: spec.Latency})
+					}
+					return links[i-1]
+				}
+				return links[i]
+			}),
+			WithConfig(func(i int, cfg *node.Config) {
+				cfg.Seed = spec.Seed && i == 0
+				cfg.Host.UploadCapacity.Set(fmt.Sprint(spec.Up))
+			}))
+		if err != nil {
+			return res, err
+		}
+		defer c.Close()
+		if err := c.WaitConnected(ctx, min(n-1, 8)); err != nil {
+			return res, err
+		}
+		fetch = func(ctx context.Context, i int) error {
+			if spec.Seed {
+				i++
+			}
+			cont, err := c.Node(i).Download(ctx, api.DownloadRequest{URL: url, PieceLength: spec.PieceLength})
+			got, err := Fetch(ctx, cont, err)
+			if err != nil {
+				return err
+			}
+			if sha256.Sum256(got) != want {
+				return errors.New("content differs")
+			}
+			return nil
+		}
+	}
+
+	cpu0, t0 := cpuTime(), time.Now()
+	res.Completion = make([]time.Duration, spec.Nodes)
+	errs := make([]error, spec.Nodes)
+	var wg sync.WaitGroup
+	for i := range spec.Nodes {
+		wg.Go(func() {
+			select {
+			case <-time.After(time.Duration(i) * spec.Stagger):
+			case <-ctx.Done():
+				errs[i] = ctx.Err()
+				return
+			}
+			start := time.Now()
+			if err := fetch(ctx, i); err != nil {
+				errs[i] = fmt.Errorf("host %d: %w", i, err)
+				return
+			}
+			res.Completion[i] = time.Since(start)
+		})
+	}
+	wg.Wait()
+	res.Elapsed, res.CPU = time.Since(t0), cpuTime()-cpu0
+	if err := errors.Join(errs...); err != nil {
+		return res, err
+	}
+	sorted := slices.Clone(res.Completion)
+	slices.Sort(sorted)
+	res.P50, res.P99, res.Last = sorted[len(sorted)/2], sorted[(len(sorted)*99)/100], sorted[len(sorted)-1]
+	res.OriginBytes = origin.BytesServed()
+	res.OriginRatio = float64(res.OriginBytes) / float64(spec.Size)
+	res.Efficiency = float64(res.Bound) / float64(res.Last)
+	return res, nil
+}
+
+// httpFetch downloads url straight from the origin through a shaped link.
+func httpFetch(ctx context.Context, link *shape.Link, url string, want [32]byte) error {
+	d := net.Dialer{}
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return link.Conn(c), nil
+	}}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("origin: %s", resp.Status)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, resp.Body); err != nil {
+		return err
+	}
+	if !bytes.Equal(h.Sum(nil), want[:]) {
+		return errors.New("content differs")
+	}
+	return nil
+}
+
+// String formats a result as one table row.
+func (r SwarmResult) String() string {
+	return fmt.Sprintf("p50 %.1fs  p99 %.1fs  last %.1fs  bound %.1fs  efficiency %.2f  origin %.3f×  cpu %.1fs/%.1fs",
+		r.P50.Seconds(), r.P99.Seconds(), r.Last.Seconds(), r.Bound.Seconds(), r.Efficiency, r.OriginRatio, r.CPU.Seconds(), r.Elapsed.Seconds())
+}

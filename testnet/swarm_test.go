@@ -1,0 +1,92 @@
+package testnet_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/dragonfly-p2p/df/testnet"
+	"github.com/dragonfly-p2p/df/testnet/shape"
+)
+
+func TestShapedSwarmSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("shaped swarm: a few seconds")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, tc := range []struct {
+		name string
+		spec testnet.SwarmSpec
+	}{
+		{"dht only", testnet.SwarmSpec{Nodes: 4, Size: 8 << 20, PieceLength: 256 << 10, Up: shape.Mbit(25), Down: shape.Mbit(25), OriginUp: shape.Mbit(25)}},
+		{"scheduler", testnet.SwarmSpec{Nodes: 4, Size: 8 << 20, PieceLength: 256 << 10, Up: shape.Mbit(25), Down: shape.Mbit(25), OriginUp: shape.Mbit(25), Schedulers: 1}},
+		{"scheduler and seed", testnet.SwarmSpec{Nodes: 4, Size: 8 << 20, PieceLength: 256 << 10, Up: shape.Mbit(25), Down: shape.Mbit(25), OriginUp: shape.Mbit(25), Schedulers: 1, Seed: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if os.Getenv("DF_TEST_LOG") != "" {
+				tc.spec.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			}
+			res, err := testnet.RunSwarm(ctx, t.TempDir(), tc.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Log(res)
+			if res.OriginRatio > 1.1 {
+				t.Fatalf("origin served %.2f× the file", res.OriginRatio)
+			}
+		})
+	}
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// BenchmarkShapedSwarm is the swarm benchmark of docs/benchmarks.md: N hosts
+// shaped to 25 Mbit/s up and down fetch one file at once, with and without
+// P2P, side by side. DF_SWARM_NODES (16), DF_SWARM_MIB (256) size it;
+// DF_SWARM_BASELINE=1 also runs the no-P2P baseline (N× longer).
+func BenchmarkShapedSwarm(b *testing.B) {
+	nodes, mib := envInt("DF_SWARM_NODES", 16), envInt("DF_SWARM_MIB", 256)
+	base := testnet.SwarmSpec{Nodes: nodes, Size: int64(mib) << 20, PieceLength: 1 << 20,
+		Up: shape.Mbit(25), Down: shape.Mbit(25), OriginUp: shape.Mbit(25)}
+	variants := []struct {
+		name string
+		edit func(*testnet.SwarmSpec)
+	}{
+		{"p2p-scheduler", func(s *testnet.SwarmSpec) { s.Schedulers = 1 }},
+		{"p2p-dht", func(*testnet.SwarmSpec) {}},
+		{"p2p-staggered", func(s *testnet.SwarmSpec) { s.Schedulers = 1; s.Stagger = 2 * time.Second }},
+	}
+	if os.Getenv("DF_SWARM_BASELINE") != "" {
+		variants = append(variants, struct {
+			name string
+			edit func(*testnet.SwarmSpec)
+		}{"no-p2p", func(s *testnet.SwarmSpec) { s.NoP2P = true }})
+	}
+	for _, v := range variants {
+		b.Run(v.name, func(b *testing.B) {
+			spec := base
+			v.edit(&spec)
+			for range b.N {
+				res, err := testnet.RunSwarm(context.Background(), b.TempDir(), spec)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Logf("%s: %s", v.name, res)
+				b.ReportMetric(res.Last.Seconds(), "last-s")
+				b.ReportMetric(res.P50.Seconds(), "p50-s")
+				b.ReportMetric(res.Efficiency, "efficiency")
+				b.ReportMetric(res.OriginRatio, "origin-ratio")
+				b.ReportMetric(res.CPU.Seconds()/res.Elapsed.Seconds(), "cores")
+			}
+		})
+	}
+}
