@@ -42,12 +42,15 @@ func Demo(ctx context.Context, o DemoOptions) error {
 	file := demoBytes(o.Size, 1)
 	origin.Put("/models/demo.bin", file, `"demo-v1"`)
 
-	say("▶ starting %d dfnode processes on 127.0.0.1 (node0 is a seed peer)", o.Nodes)
-	c, err := StartProcs(ctx, o.Dir, o.BinDir, o.Nodes, map[int]bool{0: true}, nil)
+	say("▶ starting a scheduler and %d dfnode processes on 127.0.0.1 (node0 is a seed peer; even nodes in idc-a, odd in idc-b)", o.Nodes)
+	c, err := StartProcsWithScheduler(ctx, o.Dir, o.BinDir, o.Nodes, map[int]bool{0: true}, func(i int) []string {
+		return []string{"--idc", fmt.Sprintf("idc-%c", 'a'+i%2), "--location", fmt.Sprintf("cn|zj|hz|zone%d|c1", i%2)}
+	})
 	if err != nil {
 		return err
 	}
 	defer c.Stop()
+	say("  scheduler  %s", c.Scheduler.Addrs[0])
 	for _, n := range c.Nodes {
 		role := ""
 		if n.Seed {
@@ -135,8 +138,54 @@ func Demo(ctx context.Context, o DemoOptions) error {
 	served := origin.BytesServed() - before
 	say("  origin served %s for %d × %s: %.2f × the file (without P2P: %d ×)",
 		units.ByteSize(served), len(c.Nodes), units.ByteSize(len(file)), float64(served)/float64(len(file)), len(c.Nodes))
+	if m, err := c.Scheduler.Metrics(ctx, "dragonfly_scheduler_"); err == nil {
+		say("\n▶ the scheduler's view (%s/metrics)", c.Scheduler.OpsAddr)
+		say("  decisions: parents %.0f, more parents %.0f, back-to-source %.0f, waits %.0f; seed peers triggered %.0f",
+			m[`dragonfly_scheduler_decisions_total{result="parents"}`], m[`dragonfly_scheduler_decisions_total{result="more-parents"}`],
+			m[`dragonfly_scheduler_decisions_total{result="back-to-source"}`], m[`dragonfly_scheduler_decisions_total{result="wait"}`],
+			m["dragonfly_scheduler_seed_triggers_total"])
+		say("  traffic reported by peers: %s from peers, %s from the origin",
+			units.ByteSize(int64(m[`dragonfly_scheduler_traffic_bytes_total{type="peer"}`])),
+			units.ByteSize(int64(m[`dragonfly_scheduler_traffic_bytes_total{type="back-to-source"}`])))
+		if raw, err := os.ReadFile(filepath.Join(o.Dir, "scheduler.log")); err == nil {
+			say("  parent choices (child ← parents, host@IDC):")
+			shown := 0
+			for _, line := range strings.Split(string(raw), "\n") {
+				child, parents, ok := parentsLine(line)
+				if !ok || shown == 8 {
+					continue
+				}
+				say("    %s ← %s", child, parents)
+				shown++
+			}
+		}
+	}
 	say("\nlogs and data: %s", o.Dir)
 	return nil
+}
+
+// parentsLine extracts child and parents from a scheduler "parents" log line.
+func parentsLine(line string) (child, parents string, ok bool) {
+	if !strings.Contains(line, "msg=parents") {
+		return "", "", false
+	}
+	field := func(key string) string {
+		i := strings.Index(line, key+"=")
+		if i < 0 {
+			return ""
+		}
+		v := line[i+len(key)+1:]
+		if strings.HasPrefix(v, `"`) {
+			if j := strings.Index(v[1:], `"`); j >= 0 {
+				return v[1 : j+1]
+			}
+		}
+		if j := strings.IndexByte(v, ' '); j >= 0 {
+			return v[:j]
+		}
+		return v
+	}
+	return field("child"), field("parents"), true
 }
 
 // waitMesh waits until every node sees the others (their DHT finds it).

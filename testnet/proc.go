@@ -1,14 +1,18 @@
 package testnet
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -33,12 +37,24 @@ type ProcCluster struct {
 	BinDir string
 	Secret string // path of the secret file
 	Nodes  []*ProcNode
+	// Scheduler is set by StartProcsWithScheduler.
+	Scheduler *ProcScheduler
 }
 
 // StartProcs starts n dfnode processes from binDir under dir (node 0 first,
 // the others bootstrapping from it); seeds lists which are seed peers.
 // extraArgs(i) adds flags to node i.
 func StartProcs(ctx context.Context, dir, binDir string, n int, seeds map[int]bool, extraArgs func(i int) []string) (*ProcCluster, error) {
+	return startProcs(ctx, dir, binDir, n, seeds, extraArgs, false)
+}
+
+// StartProcsWithScheduler is StartProcs with a scheduler process started
+// first; every node gets it as --scheduler.
+func StartProcsWithScheduler(ctx context.Context, dir, binDir string, n int, seeds map[int]bool, extraArgs func(i int) []string) (*ProcCluster, error) {
+	return startProcs(ctx, dir, binDir, n, seeds, extraArgs, true)
+}
+
+func startProcs(ctx context.Context, dir, binDir string, n int, seeds map[int]bool, extraArgs func(i int) []string, withScheduler bool) (*ProcCluster, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -51,6 +67,20 @@ func StartProcs(ctx context.Context, dir, binDir string, n int, seeds map[int]bo
 		return nil, err
 	}
 	c := &ProcCluster{Dir: dir, BinDir: binDir, Secret: secret}
+	if withScheduler {
+		var err error
+		if c.Scheduler, err = c.startScheduler(ctx); err != nil {
+			return nil, err
+		}
+		user := extraArgs
+		extraArgs = func(i int) []string {
+			extra := []string{"--scheduler", strings.Join(c.Scheduler.Addrs, ",")}
+			if user != nil {
+				extra = append(extra, user(i)...)
+			}
+			return extra
+		}
+	}
 	for i := 0; i < n; i++ {
 		var boot []string
 		if i > 0 {
@@ -68,6 +98,90 @@ func StartProcs(ctx context.Context, dir, binDir string, n int, seeds map[int]bo
 		c.Nodes = append(c.Nodes, nd)
 	}
 	return c, nil
+}
+
+// ProcScheduler is a scheduler process.
+type ProcScheduler struct {
+	Dir     string
+	Addrs   []string
+	OpsAddr string
+	cmd     *exec.Cmd
+	done    chan error
+}
+
+func (c *ProcCluster) startScheduler(ctx context.Context) (*ProcScheduler, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	ops := ln.Addr().String()
+	ln.Close()
+	s := &ProcScheduler{Dir: filepath.Join(c.Dir, "scheduler"), OpsAddr: ops, done: make(chan error, 1)}
+	logf, err := os.OpenFile(filepath.Join(c.Dir, "scheduler.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	s.cmd = exec.Command(filepath.Join(c.BinDir, "scheduler"), "run", "--data-dir", s.Dir, "--cluster-secret-file", c.Secret,
+		"--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--ops-addr", ops, "--log-format", "text", "--log-level", "debug")
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := s.cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start scheduler: %w", err)
+	}
+	go func() {
+		s.done <- s.cmd.Wait()
+		logf.Close()
+	}()
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err = WaitFor(wctx, 50*time.Millisecond, func() bool {
+		out, err := exec.CommandContext(wctx, filepath.Join(c.BinDir, "scheduler"), "id", "--data-dir", s.Dir).Output()
+		s.Addrs = strings.Fields(string(out))
+		return err == nil && len(s.Addrs) > 0
+	})
+	if err != nil {
+		s.stop()
+		return nil, fmt.Errorf("scheduler did not start; see %s: %w", filepath.Join(c.Dir, "scheduler.log"), err)
+	}
+	return s, nil
+}
+
+func (s *ProcScheduler) stop() {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+// Metrics returns the scheduler's Prometheus samples whose names start
+// with prefix, as "name{labels}" → value.
+func (s *ProcScheduler) Metrics(ctx context.Context, prefix string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.OpsAddr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out, sc.Err()
 }
 
 func (c *ProcCluster) start(ctx context.Context, i int, seed bool, boot, extra []string) (*ProcNode, error) {
@@ -167,6 +281,9 @@ func (c *ProcCluster) Stop() error {
 	var errs []error
 	for _, n := range c.Nodes {
 		errs = append(errs, n.stop())
+	}
+	if c.Scheduler != nil {
+		c.Scheduler.stop()
 	}
 	return errors.Join(errs...)
 }

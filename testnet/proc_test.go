@@ -17,7 +17,7 @@ import (
 func buildBinaries(t *testing.T) string {
 	t.Helper()
 	bin := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", bin+"/", "../cli/cmd/dfnode", "../cli/cmd/dfget", "../cli/cmd/dfcache")
+	cmd := exec.Command("go", "build", "-o", bin+"/", "../cli/cmd/dfnode", "../cli/cmd/dfget", "../cli/cmd/dfcache", "../cli/cmd/scheduler")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

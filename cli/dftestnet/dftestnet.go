@@ -34,10 +34,12 @@ func newDemoCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Start a local cluster of real dfnode processes and show it working",
-		Long: `demo starts a cluster of dfnode processes on 127.0.0.1 (node0 is a seed
-peer), imports a generated file on one node with dfcache and exports it on
-another, then has every node download the same URL from a local origin at
-once with dfget, and shows what came from peers and what from the origin.`,
+		Long: `demo starts a scheduler and a cluster of dfnode processes on 127.0.0.1
+(node0 is a seed peer; nodes alternate between two IDCs), imports a generated
+file on one node with dfcache and exports it on another, then has every node
+download the same URL from a local origin at once with dfget, and shows what
+came from peers and what from the origin, and the scheduler's decisions:
+which parents each node was given, in which IDC.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if binDir == "" {
@@ -66,7 +68,7 @@ once with dfget, and shows what came from peers and what from the origin.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&binDir, "bin-dir", "", "directory holding dfnode, dfget and dfcache (default: next to dftestnet)")
+	f.StringVar(&binDir, "bin-dir", "", "directory holding dfnode, dfget, dfcache and scheduler (default: next to dftestnet)")
 	f.StringVar(&dir, "dir", "", "working directory (default: a temporary one, removed afterwards)")
 	f.IntVar(&nodes, "nodes", 3, "number of dfnode processes")
 	f.Var(&size, "size", "size of the file downloaded with dfget")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -352,11 +353,17 @@ func (s *Service) sendParents(p *resource.Peer, d scheduling.Decision) {
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
 		names := make([]string, len(d.Parents))
 		for i, par := range d.Parents {
-			names[i] = fmt.Sprintf("%s(%d pieces)", par.Host.ID.ShortString(), par.Held())
+			names[i] = fmt.Sprintf("%s@%s(%d pieces)", par.Host.Info.Hostname+"/"+shortID(par.Host.ID), par.Host.Info.IDC, par.Held())
 		}
-		s.log.Debug("parents", "task", t.ID.Short(), "child", p.Host.ID.ShortString(), "parents", names)
+		s.log.Debug("parents", "task", t.ID.Short(), "child", p.Host.Info.Hostname+"/"+shortID(p.Host.ID)+"@"+p.Host.Info.IDC,
+			"parents", strings.Join(names, " "))
 	}
 	p.Push(&pb.ScheduleResponse{Body: &pb.ScheduleResponse_Parents{Parents: msg}})
+}
+
+func shortID(id peer.ID) string {
+	s := id.String()
+	return s[max(0, len(s)-6):]
 }
 
 func actionName(a scheduling.Action) string {
