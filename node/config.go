@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/dragonfly-p2p/df/node/mirror"
 	"github.com/dragonfly-p2p/df/protocol/admission"
 	"github.com/dragonfly-p2p/df/protocol/units"
 )
@@ -41,6 +42,14 @@ type Config struct {
 	Source   SourceConfig   `yaml:"source"`
 	Download DownloadConfig `yaml:"download"`
 	DHT      DHTConfig      `yaml:"dht"`
+	Mirror   MirrorConfig   `yaml:"mirror"`
+}
+
+// MirrorConfig enables the OCI registry mirror containerd and Docker pull
+// through (see docs/mirror.md); off by default.
+type MirrorConfig struct {
+	Enabled       bool `yaml:"enabled"`
+	mirror.Config `yaml:",inline"`
 }
 
 // HostConfig describes where this host is, for the scheduler's topology.
@@ -109,6 +118,7 @@ func DefaultConfig() Config {
 			GCInterval:    time.Minute,
 		},
 		Limits: LimitsConfig{MaxUploads: 64},
+		Mirror: MirrorConfig{Config: mirror.DefaultConfig()},
 		DHT: DHTConfig{
 			ReprovideInterval: time.Hour,
 			ProvideValidity:   3 * time.Hour,
@@ -127,6 +137,11 @@ func (c *Config) SocketPath() string {
 // Validate reports every problem at once.
 func (c *Config) Validate() error {
 	var errs []error
+	if c.Mirror.Enabled {
+		if err := c.Mirror.Config.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("mirror: %w", err))
+		}
+	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data-dir is required"))
 	}

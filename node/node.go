@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"github.com/dragonfly-p2p/df/node/api"
 	"github.com/dragonfly-p2p/df/node/discovery"
 	"github.com/dragonfly-p2p/df/node/download"
+	"github.com/dragonfly-p2p/df/node/mirror"
 	"github.com/dragonfly-p2p/df/node/probe"
 	"github.com/dragonfly-p2p/df/node/ratelimit"
 	"github.com/dragonfly-p2p/df/node/schedclient"
@@ -58,6 +60,8 @@ type Node struct {
 	origin *source.Client
 	apiSrv *api.Server
 	sched  *schedclient.Client // nil without schedulers
+	mirror *mirror.Mirror      // nil unless enabled
+	mirLn  net.Listener
 	upRate *rateMeter
 
 	closeOnce sync.Once
@@ -255,13 +259,30 @@ func New(cfg Config, opts ...Option) (_ *Node, err error) {
 		upload.WithMaxConcurrent(cfg.Limits.MaxUploads),
 		upload.WithRegisterer(o.reg))
 	n.up.Register(n.gated)
+	var origin download.Origin = n.origin
+	if cfg.Mirror.Enabled {
+		// Seed-triggered downloads of registry blobs carry no credentials:
+		// the wrapper does the registries' token dance for them.
+		if origin, err = mirror.WrapOrigin(n.origin, cfg.Mirror.Config, mirror.WithLogger(o.log.With("component", "mirror"))); err != nil {
+			return nil, fmt.Errorf("mirror: %w", err)
+		}
+	}
 	n.dl = download.New(n.gated, n.store, n.disc, n.disc, append([]download.Option{
 		download.WithLogger(o.log.With("component", "download")),
 		download.WithRateLimit(down),
-		download.WithOrigin(n.origin),
+		download.WithOrigin(origin),
 		download.WithRegisterer(o.reg),
 		download.WithConfig(dlConfig),
 	}, dlOpts...)...)
+	if cfg.Mirror.Enabled {
+		if n.mirror, err = mirror.New(mirror.FromDownloader(n.dl), cfg.Mirror.Config,
+			mirror.WithLogger(o.log.With("component", "mirror")), mirror.WithRegisterer(o.reg)); err != nil {
+			return nil, fmt.Errorf("mirror: %w", err)
+		}
+		if n.mirLn, err = n.mirror.Listen(); err != nil {
+			return nil, err
+		}
+	}
 	if !o.noAPISocket {
 		n.apiSrv = api.NewServer(n, api.WithLogger(o.log.With("component", "api")))
 	}
@@ -306,6 +327,9 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.sched != nil {
 		g.Go(func() error { return n.sched.Run(gctx) })
 	}
+	if n.mirror != nil {
+		g.Go(func() error { return n.mirror.Serve(gctx, n.mirLn) })
+	}
 	if n.apiSrv != nil {
 		ln, err := api.Listen(n.cfg.SocketPath())
 		if err != nil {
@@ -336,11 +360,22 @@ func (n *Node) reprovideLocal(ctx context.Context) {
 	}
 }
 
+// MirrorAddr returns the registry mirror's listen address ("" when off).
+func (n *Node) MirrorAddr() string {
+	if n.mirLn == nil {
+		return ""
+	}
+	return n.mirLn.Addr().String()
+}
+
 // Close releases everything (Run calls it on the way out).
 func (n *Node) Close() error {
 	var errs []error
 	n.closeOnce.Do(func() {
 		n.cancel()
+		if n.mirLn != nil {
+			_ = n.mirLn.Close()
+		}
 		if n.adm != nil {
 			n.adm.Close()
 		}

@@ -100,3 +100,5 @@ func TestCLIExitCodes(t *testing.T) {
 		t.Fatal("an existing file was overwritten")
 	}
 }
+
+func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }

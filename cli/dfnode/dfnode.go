@@ -29,13 +29,14 @@ other hosts that already have them, serves what it has to others while it is
 still downloading, and goes back to the origin only for pieces nobody has.
 dfget and dfcache talk to it through its local API socket.`,
 	}
-	root.AddCommand(newRunCommand(), newIDCommand())
+	root.AddCommand(newRunCommand(), newIDCommand(), newConfigCommand())
 	return root
 }
 
 func newRunCommand() *cobra.Command {
 	cfg := node.DefaultConfig()
 	var configPath, logLevel, logFormat string
+	var mirrorRegistries []string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the daemon",
@@ -52,6 +53,13 @@ environment twin, shown in its help. A cluster secret file is required:
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := clikit.LoadConfig(cmd.Flags(), &cfg, EnvPrefix, configPath, func() { cfg = node.DefaultConfig() }); err != nil {
 				return clikit.UsageError(err)
+			}
+			if len(mirrorRegistries) > 0 {
+				regs, err := parseRegistries(mirrorRegistries)
+				if err != nil {
+					return clikit.UsageError(err)
+				}
+				cfg.Mirror.Registries, cfg.Mirror.DefaultRegistry = regs, regs[0].Name
 			}
 			log, err := clikit.NewLogger(os.Stderr, logFormat, logLevel)
 			if err != nil {
@@ -95,6 +103,9 @@ environment twin, shown in its help. A cluster secret file is required:
 	f.IntVar(&cfg.Limits.MaxUploads, "max-uploads", cfg.Limits.MaxUploads, "pieces uploaded at once; more requests are told to go elsewhere")
 	f.StringSliceVar(&cfg.Source.AllowedNetworks, "source-allowed-networks", cfg.Source.AllowedNetworks, "private CIDRs origins may be in (blocked by default), e.g. 10.0.0.0/8")
 	f.StringSliceVar(&cfg.Source.CAFiles, "source-ca-file", cfg.Source.CAFiles, "PEM CA bundles to trust for origins, besides the system's")
+	f.BoolVar(&cfg.Mirror.Enabled, "mirror", cfg.Mirror.Enabled, "serve the OCI registry mirror for containerd and Docker (see docs/mirror.md)")
+	f.StringVar(&cfg.Mirror.Listen, "mirror-listen", cfg.Mirror.Listen, "the mirror's address (loopback unless mirror.allow-remote in the YAML)")
+	f.StringSliceVar(&mirrorRegistries, "mirror-registry", nil, `registries the mirror serves: docker.io, NAME or NAME=http(s)://HOST[:PORT] (repeatable; the first is the default; default docker.io)`)
 	clikit.DocumentEnv(f, EnvPrefix)
 	return cmd
 }
