@@ -118,7 +118,11 @@ func DefaultConfig() Config {
 			GCInterval:    time.Minute,
 		},
 		Limits: LimitsConfig{MaxUploads: 64},
-		Mirror: MirrorConfig{Config: mirror.DefaultConfig()},
+		Mirror: MirrorConfig{Config: func() mirror.Config {
+			c := mirror.DefaultConfig()
+			c.DefaultRegistry = "" // docker.io when configured, else none: follows the registries
+			return c
+		}()},
 		DHT: DHTConfig{
 			ReprovideInterval: time.Hour,
 			ProvideValidity:   3 * time.Hour,
