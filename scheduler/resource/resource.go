@@ -332,6 +332,15 @@ func (p *Peer) Block(ids ...peer.ID) {
 	}
 }
 
+// ClearBlocklist empties the blocklist; false when it was empty.
+func (p *Peer) ClearBlocklist() bool {
+	if len(p.blocklist) == 0 {
+		return false
+	}
+	clear(p.blocklist)
+	return true
+}
+
 // SetHeld replaces the pieces held (re-registration after a failover).
 func (p *Peer) SetHeld(held []bool) {
 	p.held = make([]uint64, (len(held)+63)/64)

@@ -43,6 +43,9 @@ type Config struct {
 	// SeedTimeout: a triggered seed that has not started by then counts as
 	// failed (default 10 s).
 	SeedTimeout time.Duration `yaml:"seed-timeout"`
+	// SourceStall: a peer fetching from the origin without a new piece for
+	// this long no longer holds the others back (default 15 s).
+	SourceStall time.Duration `yaml:"source-stall"`
 	// SeedFailureTimeout: after a seed failed a task, no seed is triggered
 	// for it again for this long (default 30 min).
 	SeedFailureTimeout time.Duration `yaml:"seed-failure-timeout"`
@@ -68,6 +71,9 @@ func (c Config) WithDefaults() Config {
 	def(&c.RetryLimit, 10)
 	if c.SeedTimeout <= 0 {
 		c.SeedTimeout = 10 * time.Second
+	}
+	if c.SourceStall <= 0 {
+		c.SourceStall = 15 * time.Second
 	}
 	if c.SeedFailureTimeout <= 0 {
 		c.SeedFailureTimeout = 30 * time.Minute
@@ -158,13 +164,18 @@ func (s *Scheduler) Schedule(child *resource.Peer, now time.Time) Decision {
 		child.Attempts = 0
 		return d
 	}
+	sourcing := s.sourceOnItsWay(t, now)
+	if sourcing && prio != 2 {
+		// A source makes progress: its pieces will come. Waiting costs no
+		// attempt, so peers do not give up on it and load the origin.
+		return Decision{Action: Wait}
+	}
 	child.Attempts++
 	if t.URL == "" && !child.NeedBackToSource && !anyHolder(t, child) {
 		// State is soft: holders this scheduler never heard of (it restarted,
 		// or they imported before it came up) are in the DHT.
 		return Decision{Action: Fail, Code: pb.Failure_CODE_UNAVAILABLE, Reason: "no peer known to this scheduler holds the task and it has no origin: ask the DHT"}
 	}
-	sourcing := s.sourceOnItsWay(t, now)
 	if prio != 2 && !sourcing && t.URL != "" && !child.Host.Seed() {
 		if seed := s.pickSeed(t, now); seed != nil {
 			t.SeedTriggered, t.SeedHost = now, seed.ID
@@ -175,6 +186,12 @@ func (s *Scheduler) Schedule(child *resource.Peer, now time.Time) Decision {
 		if d, ok := s.backToSource(child, "no parent holds the task"); ok {
 			return d
 		}
+	}
+	if child.Attempts > s.cfg.RetryLimit && child.ClearBlocklist() {
+		// Holders exist but the child blocked them all (slow or failed
+		// transfers): give them one more chance before failing.
+		child.Attempts = s.cfg.RetryBackToSourceLimit
+		return Decision{Action: Wait}
 	}
 	if child.Attempts > s.cfg.RetryLimit {
 		code, reason := pb.Failure_CODE_RETRY_LIMIT, fmt.Sprintf("no parent after %d scheduling rounds", child.Attempts-1)
@@ -205,23 +222,29 @@ func anyHolder(t *resource.Task, child *resource.Peer) bool {
 // attempt nor sends the peer to the origin: the peer already has parents.
 func (s *Scheduler) More(child *resource.Peer) Decision { return s.parents(child) }
 
-// sourceOnItsWay reports whether some peer fetches the task from the
-// origin, or a seed was triggered recently.
+// sourceOnItsWay reports whether a seed was triggered recently or some
+// peer fetching from the origin is making progress (a piece within
+// SourceStall, or started less than SourceStall ago).
 func (s *Scheduler) sourceOnItsWay(t *resource.Task, now time.Time) bool {
 	if !t.SeedTriggered.IsZero() && now.Sub(t.SeedTriggered) < s.cfg.SeedTimeout {
 		return true
 	}
+	progressing := func(p *resource.Peer) bool {
+		if p == nil || p.State.Done() {
+			return false
+		}
+		last := p.LastPiece
+		if last.Before(p.Created) {
+			last = p.Created
+		}
+		return now.Sub(last) < s.cfg.SourceStall
+	}
 	for id := range t.BackSourced {
-		if p := t.Peer(id); p != nil && !p.State.Done() {
+		if progressing(t.Peer(id)) {
 			return true
 		}
 	}
-	if t.SeedHost != "" {
-		if p := t.Peer(t.SeedHost); p != nil && !p.State.Done() {
-			return true
-		}
-	}
-	return false
+	return t.SeedHost != "" && progressing(t.Peer(t.SeedHost))
 }
 
 // backToSource grants the origin within the task's budget (seeds always).

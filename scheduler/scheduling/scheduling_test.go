@@ -208,28 +208,31 @@ func TestSchedule(t *testing.T) {
 }
 
 func TestBackToSourceBudgetAndRetries(t *testing.T) {
-	w := newWorld(t, Config{BackToSourceBudget: 2, RetryBackToSourceLimit: 2, RetryLimit: 4}, -1)
+	w := newWorld(t, Config{BackToSourceBudget: 2, RetryLimit: 4, SourceStall: 10 * time.Second}, -1)
 	first := w.peer(w.host(hostSpec{}), 0)
 	if d := w.s.Schedule(first, now); d.Action != BackToSource {
 		t.Fatalf("first peer: %+v, want back-to-source", d)
 	}
-	// The others wait for the first one's pieces; after the retry limit one
-	// more goes to the origin (budget 2), the rest keep waiting, then fail.
+	// While the first one makes progress the others wait, without using up
+	// attempts; when it stalls, one more goes to the origin (budget 2), the
+	// rest wait out their attempts, then fail.
 	second, third := w.peer(w.host(hostSpec{}), 0), w.peer(w.host(hostSpec{}), 0)
-	for i := range 2 {
-		if d := w.s.Schedule(second, now); d.Action != Wait {
-			t.Fatalf("second peer, round %d: %+v, want wait", i, d)
+	for i := range 20 {
+		if d := w.s.Schedule(second, now.Add(time.Duration(i)*100*time.Millisecond)); d.Action != Wait || second.Attempts != 0 {
+			t.Fatalf("second peer, round %d while the source progresses: %+v, attempts %d", i, d, second.Attempts)
 		}
 	}
-	if d := w.s.Schedule(second, now); d.Action != BackToSource {
-		t.Fatalf("second peer after the retries: %+v, want back-to-source", d)
+	stalled := now.Add(11 * time.Second)
+	if d := w.s.Schedule(second, stalled); d.Action != BackToSource {
+		t.Fatalf("second peer once the source stalled: %+v, want back-to-source", d)
 	}
+	later := stalled.Add(11 * time.Second) // the second one stalls too
 	for i := range 4 {
-		if d := w.s.Schedule(third, now); d.Action != Wait {
+		if d := w.s.Schedule(third, later); d.Action != Wait {
 			t.Fatalf("third peer, round %d beyond the budget: %+v, want wait", i, d)
 		}
 	}
-	if d := w.s.Schedule(third, now); d.Action != Fail || d.Code != pb.Failure_CODE_RETRY_LIMIT {
+	if d := w.s.Schedule(third, later); d.Action != Fail || d.Code != pb.Failure_CODE_RETRY_LIMIT {
 		t.Fatalf("after the retry limit: %+v", d)
 	}
 	// A back-to-source peer that gets a piece becomes a parent.
@@ -239,7 +242,7 @@ func TestBackToSourceBudgetAndRetries(t *testing.T) {
 	}
 	first.AddPiece(0)
 	third.Attempts = 0
-	if d := w.s.Schedule(third, now); d.Action != Parents || d.Parents[0] != first {
+	if d := w.s.Schedule(third, later); d.Action != Parents || d.Parents[0] != first {
 		t.Fatalf("with a holder: %+v", d)
 	}
 }

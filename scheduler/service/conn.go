@@ -2,6 +2,7 @@ package service
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -13,10 +14,11 @@ import (
 // conn writes a stream's responses from its own goroutine, so that
 // decisions made under the service lock never wait on a slow node.
 type conn struct {
-	s    network.Stream
-	out  chan *pb.ScheduleResponse
-	done chan struct{}
-	once sync.Once
+	s       network.Stream
+	out     chan *pb.ScheduleResponse
+	done    chan struct{}
+	once    sync.Once
+	pending atomic.Int64 // queued or being written
 }
 
 func newConn(s network.Stream, queue int) *conn {
@@ -33,10 +35,12 @@ func (c *conn) push(m *pb.ScheduleResponse) bool {
 		return false
 	default:
 	}
+	c.pending.Add(1)
 	select {
 	case c.out <- m:
 		return true
 	default:
+		c.pending.Add(-1)
 		c.close()
 		return false
 	}
@@ -47,7 +51,9 @@ func (c *conn) writeLoop() {
 		select {
 		case m := <-c.out:
 			_ = c.s.SetWriteDeadline(time.Now().Add(10 * time.Second))
-			if err := protocol.WriteMsg(c.s, m); err != nil {
+			err := protocol.WriteMsg(c.s, m)
+			c.pending.Add(-1)
+			if err != nil {
 				c.close()
 				return
 			}
@@ -60,7 +66,7 @@ func (c *conn) writeLoop() {
 // flush waits (bounded) until queued responses are written.
 func (c *conn) flush(d time.Duration) {
 	deadline := time.Now().Add(d)
-	for len(c.out) > 0 && time.Now().Before(deadline) {
+	for c.pending.Load() > 0 && time.Now().Before(deadline) {
 		select {
 		case <-c.done:
 			return

@@ -73,9 +73,20 @@ func (l *Link) ListenUDP(network string, laddr *net.UDPAddr) (net.PacketConn, er
 	if err != nil {
 		return nil, err
 	}
-	_ = c.SetReadBuffer(4 << 20)
+	// The receive buffer is the downlink's queue: keep it near a router's
+	// (~100 ms at the link's rate) so that overload shows as loss and
+	// delay a congestion controller can act on, not seconds of bufferbloat.
+	_ = c.SetReadBuffer(l.queueBytes())
 	_ = c.SetWriteBuffer(4 << 20)
 	return l.PacketConn(c), nil
+}
+
+func (l *Link) queueBytes() int {
+	rate := l.down.Rate()
+	if rate == 0 {
+		return 4 << 20
+	}
+	return int(max(64<<10, rate/10))
 }
 
 // PacketConn wraps a packet socket.
@@ -230,6 +241,13 @@ func (b *Bucket) SetRate(rate int64) {
 	if b.rate > 0 {
 		b.burst = max(b.burst, time.Duration(float64(32<<10)/b.rate*float64(time.Second)))
 	}
+}
+
+// Rate returns the rate in bytes per second (0: unlimited).
+func (b *Bucket) Rate() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return int64(b.rate)
 }
 
 // Wait blocks until n bytes may pass.
