@@ -117,7 +117,7 @@ func DefaultConfig() Config {
 			IncompleteTTL: time.Hour,
 			GCInterval:    time.Minute,
 		},
-		Limits: LimitsConfig{MaxUploads: 64},
+		Limits: LimitsConfig{MaxUploads: 0}, // automatic: see UploadSlots
 		Mirror: MirrorConfig{Config: func() mirror.Config {
 			c := mirror.DefaultConfig()
 			c.DefaultRegistry = "" // docker.io when configured, else none: follows the registries
@@ -128,6 +128,27 @@ func DefaultConfig() Config {
 			ProvideValidity:   3 * time.Hour,
 		},
 	}
+}
+
+// UploadSlots returns how many pieces this node uploads at once:
+// Limits.MaxUploads, or when 0 one slot per 2 MiB/s of upload capacity
+// (Host.UploadCapacity, else Limits.UploadRate), between 2 and 64; 64 when
+// the capacity is unknown. Few slots on a slow uplink make each transfer
+// fast, so the pieces a parent sends are distinct and its children can
+// trade them, instead of every child waiting on the same slow transfers
+// (the shaped swarm: 30.4 s with 64 slots, 12.3 s with 2 at 25 Mbit/s).
+func (c *Config) UploadSlots() int {
+	if c.Limits.MaxUploads > 0 {
+		return c.Limits.MaxUploads
+	}
+	capacity := int64(c.Host.UploadCapacity)
+	if capacity == 0 {
+		capacity = int64(c.Limits.UploadRate)
+	}
+	if capacity == 0 {
+		return 64
+	}
+	return int(min(64, max(2, capacity/(2<<20))))
 }
 
 // SocketPath returns the API socket path.
@@ -180,8 +201,8 @@ func (c *Config) Validate() error {
 	if c.Storage.Quota < 0 || c.Limits.UploadRate < 0 || c.Limits.DownloadRate < 0 || c.Limits.TaskDownloadRate < 0 {
 		errs = append(errs, errors.New("sizes and rates must not be negative"))
 	}
-	if c.Limits.MaxUploads < 1 {
-		errs = append(errs, errors.New("max-uploads must be at least 1"))
+	if c.Limits.MaxUploads < 0 || c.Limits.MaxUploads > 100_000 {
+		errs = append(errs, errors.New("max-uploads must be between 0 (automatic) and 100000"))
 	}
 	if c.DHT.ReprovideInterval <= 0 || c.DHT.ProvideValidity < 2*c.DHT.ReprovideInterval {
 		errs = append(errs, errors.New("dht provide-validity must be at least twice reprovide-interval"))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dragonfly-p2p/df/protocol/admission"
+	"github.com/dragonfly-p2p/df/protocol/units"
 	"github.com/dragonfly-p2p/df/storage"
 )
 
@@ -30,7 +31,7 @@ func TestConfigValidate(t *testing.T) {
 		{"bootstrap without peer ID", func(c *Config) { c.Bootstrap = []string{"/ip4/10.0.0.1/tcp/4001"} }, "/p2p/"},
 		{"bad CIDR", func(c *Config) { c.Source.AllowedNetworks = []string{"10.0.0.0/33"} }, "allowed-networks"},
 		{"negative rate", func(c *Config) { c.Limits.UploadRate = -1 }, "negative"},
-		{"zero uploads", func(c *Config) { c.Limits.MaxUploads = 0 }, "max-uploads"},
+		{"negative uploads", func(c *Config) { c.Limits.MaxUploads = -1 }, "max-uploads"},
 		{"short provide validity", func(c *Config) { c.DHT.ProvideValidity = c.DHT.ReprovideInterval }, "twice"},
 	}
 	for _, tt := range tests {
@@ -106,5 +107,32 @@ func TestSecondDaemonOnSameDataDir(t *testing.T) {
 	}
 	if time.Since(start) > 10*time.Second {
 		t.Fatalf("took %v to refuse", time.Since(start))
+	}
+}
+
+func TestUploadSlots(t *testing.T) {
+	cases := []struct {
+		name            string
+		max             int
+		capacity, limit int64
+		want            int
+	}{
+		{"explicit", 7, 0, 0, 7},
+		{"unknown capacity", 0, 0, 0, 64},
+		{"25 Mbit/s", 0, 25e6 / 8, 0, 2},
+		{"1 Gbit/s", 0, 125e6, 0, 59},
+		{"10 Gbit/s", 0, 1250e6, 0, 64},
+		{"from the upload limit", 0, 0, 20 << 20, 10},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			c.Limits.MaxUploads = tc.max
+			c.Host.UploadCapacity = units.ByteSize(tc.capacity)
+			c.Limits.UploadRate = units.ByteSize(tc.limit)
+			if got := c.UploadSlots(); got != tc.want {
+				t.Fatalf("UploadSlots = %d, want %d", got, tc.want)
+			}
+		})
 	}
 }

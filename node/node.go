@@ -256,7 +256,7 @@ func New(cfg Config, opts ...Option) (_ *Node, err error) {
 	n.up = upload.New(upStore,
 		upload.WithLogger(o.log.With("component", "upload")),
 		upload.WithRateLimit(up),
-		upload.WithMaxConcurrent(cfg.Limits.MaxUploads),
+		upload.WithMaxConcurrent(cfg.UploadSlots()),
 		upload.WithRegisterer(o.reg))
 	n.up.Register(n.gated)
 	var origin download.Origin = n.origin

@@ -33,6 +33,8 @@ type SwarmSpec struct {
 	// Schedulers (0: DHT only) and Seed (node 0 is a seed peer).
 	Schedulers int
 	Seed       bool
+	// MaxUploads bounds each node's concurrent piece uploads (0: the default).
+	MaxUploads int
 	// Stagger starts node i's download i × Stagger after the first.
 	Stagger time.Duration
 	// NoP2P is the baseline: every host fetches the file from the origin
@@ -55,6 +57,8 @@ type SwarmResult struct {
 	Efficiency  float64 `json:"efficiency"`
 	OriginBytes int64   `json:"origin_bytes"`
 	OriginRatio float64 `json:"origin_ratio"`
+	// Uploaded is the bytes each host's link sent (P2P uploads, ACKs).
+	Uploaded []int64 `json:"uploaded_bytes"`
 	// CPU is the process's user+system CPU time during the run.
 	CPU     time.Duration `json:"cpu_ns"`
 	Elapsed time.Duration `json:"elapsed_ns"`
@@ -66,10 +70,11 @@ func (s SwarmSpec) Bound() time.Duration {
 	secs := 0.0
 	if s.OriginUp > 0 {
 		secs = max(secs, f/float64(s.OriginUp))
-		if s.Up > 0 && !s.NoP2P {
-			secs = max(secs, float64(s.Nodes)*f/float64(s.OriginUp+int64(s.Nodes)*s.Up))
-		} else {
+		switch {
+		case s.NoP2P:
 			secs = max(secs, float64(s.Nodes)*f/float64(s.OriginUp))
+		case s.Up > 0:
+			secs = max(secs, float64(s.Nodes)*f/float64(s.OriginUp+int64(s.Nodes)*s.Up))
 		}
 	}
 	if s.Down > 0 {
@@ -130,6 +135,9 @@ func RunSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResult, err
 			WithConfig(func(i int, cfg *node.Config) {
 				cfg.Seed = spec.Seed && i == 0
 				cfg.Host.UploadCapacity.Set(fmt.Sprint(spec.Up))
+				if spec.MaxUploads > 0 {
+					cfg.Limits.MaxUploads = spec.MaxUploads
+				}
 			}))
 		if err != nil {
 			return res, err
@@ -176,6 +184,10 @@ func RunSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResult, err
 	}
 	wg.Wait()
 	res.Elapsed, res.CPU = time.Since(t0), cpuTime()-cpu0
+	for _, l := range links {
+		sent, _, _ := l.Stats()
+		res.Uploaded = append(res.Uploaded, sent)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return res, err
 	}

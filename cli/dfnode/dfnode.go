@@ -100,7 +100,7 @@ environment twin, shown in its help. A cluster secret file is required:
 	f.Var(&cfg.Limits.UploadRate, "upload-rate", "host upload limit per second, e.g. 100MiB (0: unlimited)")
 	f.Var(&cfg.Limits.DownloadRate, "download-rate", "host download limit per second (0: unlimited)")
 	f.Var(&cfg.Limits.TaskDownloadRate, "task-download-rate", "per-task download limit per second (0: unlimited)")
-	f.IntVar(&cfg.Limits.MaxUploads, "max-uploads", cfg.Limits.MaxUploads, "pieces uploaded at once; more requests are told to go elsewhere")
+	f.IntVar(&cfg.Limits.MaxUploads, "max-uploads", cfg.Limits.MaxUploads, "pieces uploaded at once; more requests are told to go elsewhere (0: one per 2 MiB/s of --upload-capacity, 2 to 64)")
 	f.StringSliceVar(&cfg.Source.AllowedNetworks, "source-allowed-networks", cfg.Source.AllowedNetworks, "private CIDRs origins may be in (blocked by default), e.g. 10.0.0.0/8")
 	f.StringSliceVar(&cfg.Source.CAFiles, "source-ca-file", cfg.Source.CAFiles, "PEM CA bundles to trust for origins, besides the system's")
 	f.BoolVar(&cfg.Mirror.Enabled, "mirror", cfg.Mirror.Enabled, "serve the OCI registry mirror for containerd and Docker (see docs/mirror.md)")

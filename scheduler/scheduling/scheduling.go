@@ -44,7 +44,7 @@ type Config struct {
 	// failed (default 10 s).
 	SeedTimeout time.Duration `yaml:"seed-timeout"`
 	// SourceStall: a peer fetching from the origin without a new piece for
-	// this long no longer holds the others back (default 15 s).
+	// this long no longer holds the others back (default 30 s).
 	SourceStall time.Duration `yaml:"source-stall"`
 	// SeedFailureTimeout: after a seed failed a task, no seed is triggered
 	// for it again for this long (default 30 min).
@@ -73,7 +73,7 @@ func (c Config) WithDefaults() Config {
 		c.SeedTimeout = 10 * time.Second
 	}
 	if c.SourceStall <= 0 {
-		c.SourceStall = 15 * time.Second
+		c.SourceStall = 30 * time.Second
 	}
 	if c.SeedFailureTimeout <= 0 {
 		c.SeedFailureTimeout = 30 * time.Minute

@@ -81,6 +81,10 @@ func (l *Link) ListenUDP(network string, laddr *net.UDPAddr) (net.PacketConn, er
 	return l.PacketConn(c), nil
 }
 
+// queueDelay is how long a packet may wait for the uplink before it is
+// dropped: the queue a router in front of the host would have.
+func (l *Link) queueDelay() time.Duration { return 100 * time.Millisecond }
+
 func (l *Link) queueBytes() int {
 	rate := l.down.Rate()
 	if rate == 0 {
@@ -111,7 +115,14 @@ type packetConn struct {
 }
 
 func (c *packetConn) WriteTo(b []byte, addr net.Addr) (int, error) {
-	c.l.up.Wait(len(b))
+	// The uplink is a bottleneck with a bounded queue (like a router's):
+	// a packet that would wait longer than the queue holds is dropped, so
+	// congestion control sees loss and keeps the queue short, and ACKs of
+	// the host's downloads are not stuck behind seconds of its uploads.
+	if !c.l.up.WaitUpTo(len(b), c.l.queueDelay()) {
+		c.l.dropped.Add(1)
+		return len(b), nil
+	}
 	c.l.sent.Add(int64(len(b)))
 	if c.l.lose() {
 		c.l.dropped.Add(1)
@@ -248,6 +259,32 @@ func (b *Bucket) Rate() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return int64(b.rate)
+}
+
+// WaitUpTo is Wait for a bounded queue: when n bytes would have to wait
+// longer than max, it returns false at once and takes nothing.
+func (b *Bucket) WaitUpTo(n int, max time.Duration) bool {
+	b.mu.Lock()
+	if b.rate == 0 {
+		b.mu.Unlock()
+		return true
+	}
+	now := time.Now()
+	if floor := now.Add(-b.burst); b.next.Before(floor) {
+		b.next = floor
+	}
+	next := b.next.Add(time.Duration(float64(n) / b.rate * float64(time.Second)))
+	wait := next.Sub(now)
+	if wait > max {
+		b.mu.Unlock()
+		return false
+	}
+	b.next = next
+	b.mu.Unlock()
+	if wait > 0 {
+		time.Sleep(wait)
+	}
+	return true
 }
 
 // Wait blocks until n bytes may pass.
