@@ -30,6 +30,9 @@ type SwarmSpec struct {
 	// (bytes per second).
 	Up, Down, OriginUp int64
 	Latency            time.Duration
+	Loss               float64
+	// Events are applied during the run (kill, restart, slow, corrupt).
+	Events []Event
 	// Schedulers (0: DHT only) and Seed (node 0 is a seed peer).
 	Schedulers int
 	Seed       bool
@@ -57,6 +60,8 @@ type SwarmResult struct {
 	Efficiency  float64 `json:"efficiency"`
 	OriginBytes int64   `json:"origin_bytes"`
 	OriginRatio float64 `json:"origin_ratio"`
+	// Killed hosts are left out of the completion figures.
+	Killed []int `json:"killed,omitempty"`
 	// Uploaded is the bytes each host's link sent (P2P uploads, ACKs).
 	Uploaded []int64 `json:"uploaded_bytes"`
 	// CPU is the process's user+system CPU time during the run.
@@ -112,9 +117,16 @@ func RunSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResult, err
 
 	links := make([]*shape.Link, spec.Nodes)
 	for i := range links {
-		links[i] = shape.NewLink(shape.Spec{Up: spec.Up, Down: spec.Down, Latency: spec.Latency})
+		links[i] = shape.NewLink(shape.Spec{Up: spec.Up, Down: spec.Down, Latency: spec.Latency, Loss: spec.Loss})
+	}
+	corrupt := map[int]bool{}
+	for _, e := range spec.Events {
+		if e.Action == "corrupt" {
+			corrupt[e.Host] = true
+		}
 	}
 	var fetch func(ctx context.Context, i int) error
+	var cluster *Cluster
 	if spec.NoP2P {
 		fetch = func(ctx context.Context, i int) error { return httpFetch(ctx, links[i], url, want) }
 	} else {
@@ -132,6 +144,17 @@ func RunSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResult, err
 				}
 				return links[i]
 			}),
+			WithNodeOptions(func(i int) []node.Option {
+				if spec.Seed {
+					i--
+				}
+				if corrupt[i] {
+					// a lying peer: it announces the right digests and
+					// serves every piece with a flipped byte
+					return []node.Option{node.WithUploadStore(Corrupt)}
+				}
+				return nil
+			}),
 			WithConfig(func(i int, cfg *node.Config) {
 				cfg.Seed = spec.Seed && i == 0
 				cfg.Host.UploadCapacity.Set(fmt.Sprint(spec.Up))
@@ -143,6 +166,7 @@ func RunSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResult, err
 			return res, err
 		}
 		defer c.Close()
+		cluster = c
 		if err := c.WaitConnected(ctx, min(n-1, 8)); err != nil {
 			return res, err
 		}
@@ -165,6 +189,10 @@ func RunSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResult, err
 	cpu0, t0 := cpuTime(), time.Now()
 	res.Completion = make([]time.Duration, spec.Nodes)
 	errs := make([]error, spec.Nodes)
+	ev := newEventState(spec.Nodes)
+	evCtx, stopEvents := context.WithCancel(ctx)
+	defer stopEvents()
+	go ev.run(evCtx, spec, links, cluster)
 	var wg sync.WaitGroup
 	for i := range spec.Nodes {
 		wg.Go(func() {
@@ -175,7 +203,17 @@ func RunSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResult, err
 				return
 			}
 			start := time.Now()
-			if err := fetch(ctx, i); err != nil {
+			for {
+				err := fetch(ctx, i)
+				if err == nil {
+					break
+				}
+				switch ev.wait(ctx, i) {
+				case hostKilled:
+					return
+				case hostRestarted:
+					continue // resume on the restarted node
+				}
 				errs[i] = fmt.Errorf("host %d: %w", i, err)
 				return
 			}
@@ -183,6 +221,8 @@ func RunSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResult, err
 		})
 	}
 	wg.Wait()
+	stopEvents()
+	res.Killed = ev.killed()
 	res.Elapsed, res.CPU = time.Since(t0), cpuTime()-cpu0
 	for _, l := range links {
 		sent, _, _ := l.Stats()
@@ -191,13 +231,112 @@ func RunSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResult, err
 	if err := errors.Join(errs...); err != nil {
 		return res, err
 	}
-	sorted := slices.Clone(res.Completion)
+	var sorted []time.Duration
+	for i, d := range res.Completion {
+		if !slices.Contains(res.Killed, i) {
+			sorted = append(sorted, d)
+		}
+	}
+	if len(sorted) == 0 {
+		return res, errors.New("swarm: every host was killed")
+	}
 	slices.Sort(sorted)
 	res.P50, res.P99, res.Last = sorted[len(sorted)/2], sorted[(len(sorted)*99)/100], sorted[len(sorted)-1]
 	res.OriginBytes = origin.BytesServed()
 	res.OriginRatio = float64(res.OriginBytes) / float64(spec.Size)
 	res.Efficiency = float64(res.Bound) / float64(res.Last)
 	return res, nil
+}
+
+type hostFate int
+
+const (
+	hostFailed hostFate = iota
+	hostKilled
+	hostRestarted
+)
+
+// eventState applies a scenario's events and tells failed downloads why.
+type eventState struct {
+	mu        sync.Mutex
+	fate      []hostFate
+	restarted []chan struct{} // closed when the host is back
+}
+
+func newEventState(n int) *eventState {
+	e := &eventState{fate: make([]hostFate, n), restarted: make([]chan struct{}, n)}
+	for i := range e.restarted {
+		e.restarted[i] = make(chan struct{})
+	}
+	return e
+}
+
+func (e *eventState) run(ctx context.Context, spec SwarmSpec, links []*shape.Link, c *Cluster) {
+	start := time.Now()
+	events := slices.Clone(spec.Events)
+	slices.SortFunc(events, func(a, b Event) int { return int(a.At - b.At) })
+	for _, ev := range events {
+		select {
+		case <-time.After(time.Until(start.Add(ev.At))):
+		case <-ctx.Done():
+			return
+		}
+		idx := ev.Host
+		if spec.Seed {
+			idx++
+		}
+		switch ev.Action {
+		case "slow":
+			links[ev.Host].Set(shape.Spec{Up: int64(ev.Up), Down: int64(ev.Down), Latency: spec.Latency, Loss: spec.Loss})
+		case "kill":
+			if c != nil {
+				e.set(ev.Host, hostKilled)
+				_ = c.Node(idx).Stop()
+			}
+		case "restart":
+			if c != nil {
+				e.set(ev.Host, hostRestarted)
+				if _, err := c.Restart(ctx, idx); err == nil {
+					close(e.restarted[ev.Host])
+				}
+			}
+		}
+	}
+}
+
+func (e *eventState) set(i int, f hostFate) {
+	e.mu.Lock()
+	e.fate[i] = f
+	e.mu.Unlock()
+}
+
+// wait tells a failed download what happened to its host, waiting for a
+// restart to finish.
+func (e *eventState) wait(ctx context.Context, i int) hostFate {
+	e.mu.Lock()
+	f := e.fate[i]
+	e.mu.Unlock()
+	if f == hostRestarted {
+		select {
+		case <-e.restarted[i]:
+		case <-ctx.Done():
+			return hostFailed
+		}
+		e.set(i, hostFailed) // a second failure is a failure
+	}
+	return f
+}
+
+func (e *eventState) killed() []int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []int
+	for i, f := range e.fate {
+		if f == hostKilled {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // httpFetch downloads url straight from the origin through a shaped link.

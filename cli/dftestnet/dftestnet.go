@@ -20,7 +20,7 @@ func NewCommand() *cobra.Command {
 		Use:   "dftestnet",
 		Short: "Run simulated dragonfly networks: demos, scenarios, benchmarks",
 	}
-	root.AddCommand(newDemoCommand())
+	root.AddCommand(newDemoCommand(), newRunCommand())
 	return root
 }
 

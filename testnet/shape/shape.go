@@ -165,6 +165,13 @@ func (c *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	return n, addr, err
 }
 
+// SetReadBuffer keeps the socket's receive buffer as the link sized it
+// (it is the downlink's queue); QUIC asks for megabytes.
+func (c *packetConn) SetReadBuffer(int) error { return nil }
+
+// SetWriteBuffer is accepted and ignored likewise.
+func (c *packetConn) SetWriteBuffer(int) error { return nil }
+
 func (c *packetConn) Close() error {
 	c.once.Do(func() { close(c.done) })
 	return c.PacketConn.Close()

@@ -1,0 +1,147 @@
+package dftestnet
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dragonfly-p2p/df/cli/clikit"
+	"github.com/dragonfly-p2p/df/testnet"
+)
+
+// runReport is `dftestnet run`'s JSON output.
+type runReport struct {
+	Scenario string               `json:"scenario"`
+	P2P      testnet.SwarmResult  `json:"p2p"`
+	Baseline *testnet.SwarmResult `json:"baseline,omitempty"`
+	Speedup  float64              `json:"speedup_vs_baseline,omitempty"`
+	Passed   bool                 `json:"passed"`
+	Failure  string               `json:"failure,omitempty"`
+}
+
+func newRunCommand() *cobra.Command {
+	var output, pngPath, logLevel string
+	var keep bool
+	cmd := &cobra.Command{
+		Use:   "run SCENARIO.yaml",
+		Short: "Run a swarm scenario in-process with shaped links and report it",
+		Long: `run starts the scenario's hosts as in-process dfnode nodes (real libp2p on
+127.0.0.1), shapes every host's link in userspace (bandwidth up and down,
+latency, loss), starts the scheduler(s) and seed peer it names, has every host
+download one file from a shaped origin, applies its timeline (kill, restart,
+slow, corrupt) and reports completion p50/p99/last, efficiency against the
+Kumar–Ross bound, origin bytes and CPU; with baseline: true, the same hosts
+fetch straight from the origin too. Every surviving host's content is checked
+byte for byte. Example scenarios: testnet/scenarios/.
+
+Exit status 1 when a host failed or an expectation (expect:) is not met.`,
+		Example: `  dftestnet run testnet/scenarios/swarm-16.yaml --png swarm.png
+  dftestnet run testnet/scenarios/ci-small.yaml --output json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := clikit.CheckFormat(output); err != nil {
+				return err
+			}
+			sc, err := testnet.LoadScenario(args[0])
+			if err != nil {
+				return clikit.UsageError(err)
+			}
+			log, err := clikit.NewLogger(os.Stderr, "text", logLevel)
+			if err != nil {
+				return clikit.UsageError(err)
+			}
+			dir, err := os.MkdirTemp("", "dftestnet-run-")
+			if err != nil {
+				return err
+			}
+			if !keep {
+				defer os.RemoveAll(dir)
+			}
+			ctx, stop := clikit.SignalContext(cmd.Context())
+			defer stop()
+			spec := sc.Spec()
+			spec.Log = log
+			fmt.Fprintf(cmd.ErrOrStderr(), "▶ %s: %d hosts, %v at %v up / %v down, origin %v up (bound %.1fs)\n",
+				sc.Name, sc.Hosts, sc.Size, rate(sc.Up), rate(sc.Down), rate(sc.OriginUp), spec.Bound().Seconds())
+			rep := runReport{Scenario: sc.Name}
+			rep.P2P, err = testnet.RunSwarm(ctx, dir, spec)
+			if err != nil {
+				rep.Failure = err.Error()
+			}
+			if err == nil && sc.Baseline {
+				fmt.Fprintf(cmd.ErrOrStderr(), "▶ baseline: the same hosts straight from the origin\n")
+				base := spec
+				base.NoP2P, base.Events = true, nil
+				b, berr := testnet.RunSwarm(ctx, dir+"-baseline", base)
+				if berr != nil {
+					rep.Failure = "baseline: " + berr.Error()
+				} else {
+					rep.Baseline = &b
+					rep.Speedup = b.Last.Seconds() / rep.P2P.Last.Seconds()
+				}
+			}
+			if rep.Failure == "" {
+				if cerr := sc.Check(rep.P2P); cerr != nil {
+					rep.Failure = cerr.Error()
+				}
+			}
+			rep.Passed = rep.Failure == ""
+			if pngPath != "" && len(rep.P2P.Completion) > 0 {
+				f, err := os.Create(pngPath)
+				if err != nil {
+					return err
+				}
+				if err := testnet.WriteChart(f, rep.P2P, rep.Baseline); err != nil {
+					f.Close()
+					return err
+				}
+				if err := f.Close(); err != nil {
+					return err
+				}
+			}
+			if err := clikit.Print(cmd.OutOrStdout(), output, rep, func(w io.Writer) error { return printRun(w, rep) }); err != nil {
+				return err
+			}
+			if !rep.Passed {
+				return fmt.Errorf("scenario %s failed: %s", sc.Name, rep.Failure)
+			}
+			return nil
+		},
+	}
+	clikit.AddOutputFlag(cmd.Flags(), &output)
+	cmd.Flags().StringVar(&pngPath, "png", "", "write a chart of every host's completion to this PNG file")
+	cmd.Flags().StringVar(&logLevel, "log-level", "error", "nodes' log level: debug, info, warn, error")
+	cmd.Flags().BoolVar(&keep, "keep", false, "keep the nodes' data directory")
+	return cmd
+}
+
+func rate(b testnet.Bandwidth) string {
+	if b == 0 {
+		return "unlimited"
+	}
+	return fmt.Sprintf("%.1f Mbit/s", float64(b)*8/1e6)
+}
+
+func printRun(w io.Writer, rep runReport) error {
+	row := func(name string, r testnet.SwarmResult) {
+		fmt.Fprintf(w, "%-9s %8.1fs %8.1fs %8.1fs %8.1fs %10.2f %9.3f× %6.2f\n", name, r.P50.Seconds(), r.P99.Seconds(),
+			r.Last.Seconds(), r.Bound.Seconds(), r.Efficiency, r.OriginRatio, r.CPU.Seconds()/max(r.Elapsed.Seconds(), 1e-9))
+	}
+	fmt.Fprintf(w, "%-9s %9s %9s %9s %9s %10s %10s %6s\n", "run", "p50", "p99", "last", "bound", "efficiency", "origin", "cores")
+	row("p2p", rep.P2P)
+	if rep.Baseline != nil {
+		row("no-p2p", *rep.Baseline)
+		fmt.Fprintf(w, "p2p is %.1f× faster than every host going to the origin\n", rep.Speedup)
+	}
+	if len(rep.P2P.Killed) > 0 {
+		fmt.Fprintf(w, "killed hosts (not counted): %v\n", rep.P2P.Killed)
+	}
+	status := "PASS"
+	if !rep.Passed {
+		status = "FAIL: " + rep.Failure
+	}
+	_, err := fmt.Fprintln(w, status)
+	return err
+}
