@@ -1,0 +1,171 @@
+package mirror_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/crane"
+)
+
+// BenchmarkWarmPull: a node that already holds a layer serves it through
+// its mirror; measured side by side with reading the same bytes from a
+// local file (page cache warm, as the mirror's store is). Reports both
+// throughputs and their ratio (target ≥ 0.8).
+func BenchmarkWarmPull(b *testing.B) {
+	reg := newUpstreamRegistry(b)
+	img := testImage(b, reg, "library/warm:v1", 64<<20, 1)
+	c := startNodes(b, 1)
+	m := startMirror(b, c.Node(0).Downloader(), testConfig(reg))
+	layers, err := img.Layers()
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, _ := layers[0].Digest()
+	size, _ := layers[0].Size()
+	// Warm the node: one full pull through the mirror.
+	if _, err := crane.Pull(m.Host+"/library/warm:v1", crane.Insecure); err != nil {
+		b.Fatal(err)
+	}
+	url := m.URL + "/v2/library/warm/blobs/" + d.String()
+	if n := getAll(b, url); n != size {
+		b.Fatalf("warm-up read %d bytes", n)
+	}
+	// The same bytes as a local file.
+	rc, err := layers[0].Compressed()
+	if err != nil {
+		b.Fatal(err)
+	}
+	file := filepath.Join(b.TempDir(), "blob")
+	f, err := os.Create(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.Copy(f, rc); err != nil {
+		b.Fatal(err)
+	}
+	_ = rc.Close()
+	_ = f.Close()
+	readFile(b, file)
+	reg.resetCounts()
+
+	var disk, mirrorTime time.Duration
+	b.SetBytes(size)
+	b.ResetTimer()
+	for b.Loop() {
+		t0 := time.Now()
+		readFile(b, file)
+		t1 := time.Now()
+		if n := getAll(b, url); n != size {
+			b.Fatalf("read %d bytes", n)
+		}
+		disk += t1.Sub(t0)
+		mirrorTime += time.Since(t1)
+	}
+	b.StopTimer()
+	mbs := func(d time.Duration) float64 { return float64(b.N) * float64(size) / d.Seconds() / (1 << 20) }
+	b.ReportMetric(mbs(disk), "disk-MB/s")
+	b.ReportMetric(mbs(mirrorTime), "mirror-MB/s")
+	b.ReportMetric(disk.Seconds()/mirrorTime.Seconds(), "mirror/disk")
+	if got := reg.totalBlobBytes(); got != 0 {
+		b.Fatalf("warm pulls fetched %d bytes from the registry", got)
+	}
+}
+
+// BenchmarkColdTTFB: time to the first byte of a blob nobody has, through a
+// node's mirror, against the registry's own time to first byte for the
+// same blob. DF_BENCH_LARGE=1 uses 1 GiB blobs (64 MiB by default).
+// Reports both and their ratio (target ≤ 1.5).
+func BenchmarkColdTTFB(b *testing.B) {
+	size := int64(64 << 20)
+	if v, _ := strconv.ParseBool(os.Getenv("DF_BENCH_LARGE")); v {
+		size = 1 << 30
+	}
+	reg := newUpstreamRegistry(b)
+	c := startNodes(b, 2)
+	m := startMirror(b, c.Node(0).Downloader(), testConfig(reg))
+	var direct, viaMirror time.Duration
+	i := 0
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		ref := fmt.Sprintf("library/cold%d:v1", i)
+		i++
+		img := testImage(b, reg, ref, size, 1)
+		layers, _ := img.Layers()
+		d, _ := layers[0].Digest()
+		blobSize, _ := layers[0].Size()
+		name := ref[:len(ref)-3]
+		b.StartTimer()
+		direct += ttfb(b, "http://"+reg.Host+"/v2/"+name+"/blobs/"+d.String(), blobSize)
+		viaMirror += ttfb(b, m.URL+"/v2/"+name+"/blobs/"+d.String(), blobSize)
+	}
+	b.StopTimer()
+	n := float64(b.N)
+	b.ReportMetric(direct.Seconds()*1000/n, "registry-ttfb-ms")
+	b.ReportMetric(viaMirror.Seconds()*1000/n, "mirror-ttfb-ms")
+	b.ReportMetric(viaMirror.Seconds()/direct.Seconds(), "mirror/registry")
+}
+
+// ttfb GETs url, returns the time until the first body byte, then drains
+// and checks the length.
+func ttfb(b *testing.B, url string, size int64) time.Duration {
+	b.Helper()
+	start := time.Now()
+	resp, err := http.Get(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	br := bufio.NewReaderSize(resp.Body, 1)
+	if _, err := br.ReadByte(); err != nil {
+		b.Fatal(err)
+	}
+	took := time.Since(start)
+	n, err := io.Copy(io.Discard, br)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if n+1 != size {
+		b.Fatalf("GET %s: %d bytes, want %d", url, n+1, size)
+	}
+	return took
+}
+
+func getAll(b *testing.B, url string) int64 {
+	b.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+func readFile(b *testing.B, path string) {
+	b.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := io.Copy(io.Discard, f); err != nil {
+		b.Fatal(err)
+	}
+}
