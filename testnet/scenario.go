@@ -67,8 +67,11 @@ type Scenario struct {
 	// Stagger starts host i's download i × Stagger after the first.
 	Stagger time.Duration `yaml:"stagger"`
 	// Baseline also runs every host straight to the origin (no P2P).
-	Baseline bool    `yaml:"baseline"`
-	Events   []Event `yaml:"events"`
+	Baseline bool `yaml:"baseline"`
+	// BitTorrent also runs the same hosts as an aria2 + opentracker swarm
+	// (skipped when they are not installed).
+	BitTorrent bool    `yaml:"bittorrent"`
+	Events     []Event `yaml:"events"`
 	// Expect are assertions checked after the run.
 	Expect Expect `yaml:"expect"`
 }

@@ -90,3 +90,25 @@ func BenchmarkShapedSwarm(b *testing.B) {
 		})
 	}
 }
+
+func TestTorrentSwarmSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("bittorrent swarm: a few seconds")
+	}
+	if err := testnet.TorrentAvailable(); err != nil {
+		t.Skip(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	spec := testnet.SwarmSpec{Nodes: 4, Size: 8 << 20, PieceLength: 256 << 10, Up: shape.Mbit(25), Down: shape.Mbit(25), OriginUp: shape.Mbit(25)}
+	res, err := testnet.RunTorrentSwarm(ctx, t.TempDir(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(res)
+	// aria2's limiter is not our shaper, but it must not beat the bound by
+	// much: a run far below it means the rate limits were not applied.
+	if res.Last < res.Bound*8/10 {
+		t.Fatalf("last host after %v, below 0.8 × the bound %v: unshaped", res.Last, res.Bound)
+	}
+}

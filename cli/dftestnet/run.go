@@ -17,8 +17,13 @@ type runReport struct {
 	P2P      testnet.SwarmResult  `json:"p2p"`
 	Baseline *testnet.SwarmResult `json:"baseline,omitempty"`
 	Speedup  float64              `json:"speedup_vs_baseline,omitempty"`
-	Passed   bool                 `json:"passed"`
-	Failure  string               `json:"failure,omitempty"`
+	// Torrent is the aria2 + opentracker swarm on the same rates;
+	// TorrentRatio is its last host's time / P2P's (> 1: P2P is faster).
+	Torrent        *testnet.SwarmResult `json:"bittorrent,omitempty"`
+	TorrentRatio   float64              `json:"bittorrent_ratio,omitempty"`
+	TorrentSkipped string               `json:"bittorrent_skipped,omitempty"`
+	Passed         bool                 `json:"passed"`
+	Failure        string               `json:"failure,omitempty"`
 }
 
 func newRunCommand() *cobra.Command {
@@ -75,11 +80,33 @@ Exit status 1 when a host failed or an expectation (expect:) is not met.`,
 				base := spec
 				base.NoP2P, base.Events = true, nil
 				b, berr := testnet.RunSwarm(ctx, dir+"-baseline", base)
+				if !keep {
+					defer os.RemoveAll(dir + "-baseline")
+				}
 				if berr != nil {
 					rep.Failure = "baseline: " + berr.Error()
 				} else {
 					rep.Baseline = &b
 					rep.Speedup = b.Last.Seconds() / rep.P2P.Last.Seconds()
+				}
+			}
+			if rep.Failure == "" && sc.BitTorrent {
+				if terr := testnet.TorrentAvailable(); terr != nil {
+					rep.TorrentSkipped = terr.Error()
+				} else {
+					fmt.Fprintf(cmd.ErrOrStderr(), "▶ bittorrent: the same hosts as an aria2 swarm\n")
+					tspec := spec
+					tspec.Events = nil
+					tr, terr := testnet.RunTorrentSwarm(ctx, dir+"-bittorrent", tspec)
+					if !keep {
+						defer os.RemoveAll(dir + "-bittorrent")
+					}
+					if terr != nil {
+						rep.Failure = "bittorrent: " + terr.Error()
+					} else {
+						rep.Torrent = &tr
+						rep.TorrentRatio = tr.Last.Seconds() / rep.P2P.Last.Seconds()
+					}
 				}
 			}
 			if rep.Failure == "" {
@@ -134,6 +161,13 @@ func printRun(w io.Writer, rep runReport) error {
 	if rep.Baseline != nil {
 		row("no-p2p", *rep.Baseline)
 		fmt.Fprintf(w, "p2p is %.1f× faster than every host going to the origin\n", rep.Speedup)
+	}
+	if rep.Torrent != nil {
+		row("aria2", *rep.Torrent)
+		fmt.Fprintf(w, "p2p is %.2f× as fast as the aria2 BitTorrent swarm (aria2 origin bytes not measured)\n", rep.TorrentRatio)
+	}
+	if rep.TorrentSkipped != "" {
+		fmt.Fprintf(w, "bittorrent baseline skipped: %s\n", rep.TorrentSkipped)
 	}
 	if len(rep.P2P.Killed) > 0 {
 		fmt.Fprintf(w, "killed hosts (not counted): %v\n", rep.P2P.Killed)
