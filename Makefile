@@ -13,6 +13,7 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 STATICCHECK_VERSION   := v0.7.0
 FUZZTIME  ?= 10s
 BENCHTIME ?= 3x
+SWARM_SCENARIOS ?= swarm-16 staggered-16 faults-8
 
 .DEFAULT_GOAL := help
 
@@ -53,6 +54,16 @@ generate: ## regenerate protocol/pb/*.pb.go (needs protoc)
 .PHONY: bench
 bench: ## run the benchmarks, BENCHTIME each (DF_BENCH_LARGE=1 for the 1 GiB figures)
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./...
+
+.PHONY: bench-swarm
+bench-swarm: build ## run the shaped swarm scenarios; results into docs/benchmarks.md (Shaped swarm runs) and docs/swarm-*.png
+	@set -e; out=$$(mktemp); for s in $(SWARM_SCENARIOS); do \
+	  echo "### $$s ($$(date -u +%F), $$(nproc) cores)"; echo; echo '```'; \
+	  $(BIN)/dftestnet run testnet/scenarios/$$s.yaml --png docs/swarm-$$s.png 2>&1 || true; \
+	  echo '```'; echo; echo "![$$s](swarm-$$s.png)"; echo; \
+	done > $$out; \
+	awk -v f=$$out '/<!-- bench-swarm:begin -->/ {print; while ((getline l < f) > 0) print l; skip=1; next} \
+	  /<!-- bench-swarm:end -->/ {skip=0} !skip' docs/benchmarks.md > $$out.md && mv $$out.md docs/benchmarks.md; rm -f $$out
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each
