@@ -29,7 +29,7 @@ import (
 	"github.com/dragonfly-p2p/df/testnet"
 )
 
-func testCtx(t *testing.T) context.Context {
+func testCtx(t testing.TB) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
@@ -52,7 +52,7 @@ type upstreamRegistry struct {
 	paths     []string
 }
 
-func newUpstreamRegistry(t *testing.T) *upstreamRegistry {
+func newUpstreamRegistry(t testing.TB) *upstreamRegistry {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -100,7 +100,7 @@ func (u *upstreamRegistry) setHook(f func(http.ResponseWriter, *http.Request) bo
 	u.hook.Store(&f)
 }
 
-func (u *upstreamRegistry) push(t *testing.T, ref string, img v1.Image) {
+func (u *upstreamRegistry) push(t testing.TB, ref string, img v1.Image) {
 	t.Helper()
 	hook := u.hook.Swap(nil)
 	defer u.hook.Store(hook)
@@ -167,7 +167,7 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 }
 
 // testImage generates and pushes a random multi-layer image.
-func testImage(t *testing.T, u *upstreamRegistry, ref string, layerSize int64, layers int64) v1.Image {
+func testImage(t testing.TB, u *upstreamRegistry, ref string, layerSize int64, layers int64) v1.Image {
 	t.Helper()
 	img, err := random.Image(layerSize, layers)
 	if err != nil {
@@ -178,7 +178,7 @@ func testImage(t *testing.T, u *upstreamRegistry, ref string, layerSize int64, l
 }
 
 // startNodes starts an in-process cluster of n connected nodes.
-func startNodes(t *testing.T, n int, opts ...testnet.Option) *testnet.Cluster {
+func startNodes(t testing.TB, n int, opts ...testnet.Option) *testnet.Cluster {
 	t.Helper()
 	ctx := testCtx(t)
 	opts = append([]testnet.Option{testnet.WithNodeOptions(func(int) []node.Option {
@@ -221,7 +221,7 @@ func testConfig(u *upstreamRegistry) mirror.Config {
 	}
 }
 
-func startMirror(t *testing.T, dl *download.Downloader, cfg mirror.Config) *mirrorServer {
+func startMirror(t testing.TB, dl *download.Downloader, cfg mirror.Config) *mirrorServer {
 	t.Helper()
 	logs := &syncBuffer{}
 	reg := prometheus.NewRegistry()
