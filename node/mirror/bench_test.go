@@ -12,6 +12,10 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/crane"
+
+	"github.com/dragonfly-p2p/df/node"
+	"github.com/dragonfly-p2p/df/node/download"
+	"github.com/dragonfly-p2p/df/testnet"
 )
 
 // BenchmarkWarmPull: a node that already holds a layer serves it through
@@ -82,13 +86,32 @@ func BenchmarkWarmPull(b *testing.B) {
 // node's mirror, against the registry's own time to first byte for the
 // same blob. DF_BENCH_LARGE=1 uses 1 GiB blobs (64 MiB by default).
 // Reports both and their ratio (target ≤ 1.5).
+//
+// gather=default keeps the conductor's gather window (the wait that lets
+// concurrent pulls of a new blob coalesce on one origin fetch);
+// gather=1ms shows the cost of the rest of the path.
 func BenchmarkColdTTFB(b *testing.B) {
 	size := int64(64 << 20)
 	if v, _ := strconv.ParseBool(os.Getenv("DF_BENCH_LARGE")); v {
 		size = 1 << 30
 	}
+	for _, bc := range []struct {
+		name   string
+		gather time.Duration
+	}{{"gather=default", 0}, {"gather=1ms", time.Millisecond}} {
+		b.Run(bc.name, func(b *testing.B) { benchColdTTFB(b, size, bc.gather) })
+	}
+}
+
+func benchColdTTFB(b *testing.B, size int64, gather time.Duration) {
+	opts := []testnet.Option{testnet.WithNodeOptions(func(int) []node.Option {
+		return []node.Option{node.WithDownloadConfig(func(c *download.Config) {
+			c.FindTimeout = 2 * time.Second
+			c.GatherWindow = gather // 0: the conductor's default
+		})}
+	})}
 	reg := newUpstreamRegistry(b)
-	c := startNodes(b, 2)
+	c := startNodes(b, 2, opts...)
 	m := startMirror(b, c.Node(0).Downloader(), testConfig(reg))
 	var direct, viaMirror time.Duration
 	i := 0
