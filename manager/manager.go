@@ -1,0 +1,274 @@
+// Package manager is the manager daemon: it opens the store, creates the
+// root user on first start, loads or generates the JWT signing key, and
+// serves the REST API (and the console, when one is mounted) over HTTP(S),
+// while the job runner works through the durable job queue.
+package manager
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/dragonfly-p2p/df/manager/api"
+	"github.com/dragonfly-p2p/df/manager/auth"
+	"github.com/dragonfly-p2p/df/manager/dynconfig"
+	"github.com/dragonfly-p2p/df/manager/store"
+)
+
+// Config is the manager's configuration (YAML keys; unknown keys are errors).
+type Config struct {
+	DataDir      string        `yaml:"data_dir"`
+	Addr         string        `yaml:"addr"`
+	OpsAddr      string        `yaml:"ops_addr"`
+	TLSCertFile  string        `yaml:"tls_cert_file"`
+	TLSKeyFile   string        `yaml:"tls_key_file"`
+	JWTKeyFile   string        `yaml:"jwt_key_file"` // empty: generated at first start and stored
+	SessionTTL   time.Duration `yaml:"session_ttl"`
+	InstanceTTL  time.Duration `yaml:"instance_ttl"`
+	BcryptCost   int           `yaml:"bcrypt_cost"`
+	PreheatAllow []string      `yaml:"preheat_allow"` // CIDRs preheat may reach despite SSRF rules
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:     "/var/lib/dragonfly/manager",
+		Addr:        "127.0.0.1:8080",
+		SessionTTL:  12 * time.Hour,
+		InstanceTTL: time.Minute,
+		BcryptCost:  auth.DefaultBcryptCost,
+	}
+}
+
+// ErrConfig is wrapped by every configuration error.
+var ErrConfig = errors.New("manager: invalid configuration")
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	bad := func(f string, a ...any) error { return fmt.Errorf("%w: "+f, append([]any{ErrConfig}, a...)...) }
+	if c.DataDir == "" {
+		return bad("data_dir is required")
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return bad("addr %q: %v", c.Addr, err)
+	}
+	if c.OpsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.OpsAddr); err != nil {
+			return bad("ops_addr %q: %v", c.OpsAddr, err)
+		}
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return bad("tls_cert_file and tls_key_file go together")
+	}
+	if c.SessionTTL < time.Minute || c.SessionTTL > 7*24*time.Hour {
+		return bad("session_ttl must be 1m..168h")
+	}
+	if c.InstanceTTL < 5*time.Second || c.InstanceTTL > time.Hour {
+		return bad("instance_ttl must be 5s..1h")
+	}
+	if c.BcryptCost < 10 || c.BcryptCost > 15 {
+		return bad("bcrypt_cost must be 10..15")
+	}
+	for _, p := range c.PreheatAllow {
+		if _, _, err := net.ParseCIDR(p); err != nil {
+			return bad("preheat_allow %q: %v", p, err)
+		}
+	}
+	return nil
+}
+
+// Manager is a running manager.
+type Manager struct {
+	cfg     Config
+	log     *slog.Logger
+	st      *store.Store
+	api     *api.Server
+	dyn     *dynconfig.Service
+	out     io.Writer
+	console func(*api.Server) http.Handler
+	cost    int
+	extra   []runner
+
+	mu    sync.Mutex
+	addr  string
+	ready bool
+}
+
+type runner interface{ Run(ctx context.Context) error }
+
+// Option configures a Manager.
+type Option func(*Manager)
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(m *Manager) { m.log = l } }
+
+// WithBootstrapOutput sets where the first-start root password is printed (default stderr).
+func WithBootstrapOutput(w io.Writer) Option { return func(m *Manager) { m.out = w } }
+
+// WithConsole mounts a console built from the API server at "/".
+func WithConsole(fn func(*api.Server) http.Handler) Option { return func(m *Manager) { m.console = fn } }
+
+// withBcryptCost lowers the bcrypt cost below the config minimum (tests only).
+func withBcryptCost(c int) Option { return func(m *Manager) { m.cost = c } }
+
+// New opens the store and prepares the manager; Run serves it.
+func New(cfg Config, opts ...Option) (*Manager, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Manager{cfg: cfg, log: slog.New(slog.DiscardHandler), out: os.Stderr, cost: cfg.BcryptCost}
+	for _, o := range opts {
+		o(m)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("manager: data dir: %w", err)
+	}
+	st, err := store.Open(filepath.Join(cfg.DataDir, "manager.db"))
+	if err != nil {
+		return nil, err
+	}
+	m.st = st
+	if err := m.init(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Manager) init() error {
+	pw, created, err := api.EnsureRoot(m.st, m.cost)
+	if err != nil {
+		return fmt.Errorf("manager: create root: %w", err)
+	}
+	if created {
+		fmt.Fprintf(m.out, "manager: created user root with password %s\nmanager: it is shown only this once; change it with PUT /api/v1/me/password\n", pw)
+	}
+	key, err := m.signingKey()
+	if err != nil {
+		return err
+	}
+	signer, err := auth.NewSigner(key, m.cfg.SessionTTL, nil)
+	if err != nil {
+		return err
+	}
+	m.dyn = dynconfig.New(m.st, dynconfig.WithInstanceTTL(m.cfg.InstanceTTL))
+	opts := []api.Option{api.WithLogger(m.log), api.WithBcryptCost(m.cost), api.WithDynconfig(m.dyn),
+		api.WithInstanceTTL(m.cfg.InstanceTTL), api.WithOnChange(func(string) { m.dyn.Invalidate() })}
+	if m.console != nil {
+		// The console needs the API server and the API server mounts the
+		// console: build once to hand it over, then again with it mounted.
+		first := api.New(m.st, signer, opts...)
+		opts = append(opts, api.WithConsole(m.console(first)))
+	}
+	m.api = api.New(m.st, signer, opts...)
+	return nil
+}
+
+func (m *Manager) signingKey() ([]byte, error) {
+	if m.cfg.JWTKeyFile != "" {
+		key, err := os.ReadFile(m.cfg.JWTKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("manager: jwt key: %w", err)
+		}
+		if len(key) < auth.MinKeyLen {
+			return nil, fmt.Errorf("%w: jwt_key_file holds %d bytes, need ≥ %d", ErrConfig, len(key), auth.MinKeyLen)
+		}
+		return key, nil
+	}
+	return m.st.Secret("jwt-signing-key", auth.NewKey)
+}
+
+// Store returns the manager's store.
+func (m *Manager) Store() *store.Store { return m.st }
+
+// API returns the REST API server.
+func (m *Manager) API() *api.Server { return m.api }
+
+// Dynconfig returns the dynconfig service.
+func (m *Manager) Dynconfig() *dynconfig.Service { return m.dyn }
+
+// Addr returns the HTTP listener's address once Run listens.
+func (m *Manager) Addr() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.addr
+}
+
+// Ready reports whether the manager serves requests.
+func (m *Manager) Ready() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.ready {
+		return errors.New("manager: not serving yet")
+	}
+	return nil
+}
+
+// Run serves until ctx ends, then shuts down and closes the store.
+func (m *Manager) Run(ctx context.Context) error {
+	defer m.st.Close()
+	ln, err := net.Listen("tcp", m.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("manager: listen: %w", err)
+	}
+	srv := &http.Server{Handler: m.api.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelWarn)}
+	scheme := "http"
+	if m.cfg.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(m.cfg.TLSCertFile, m.cfg.TLSKeyFile)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("manager: tls: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		scheme = "https"
+	}
+	m.mu.Lock()
+	m.addr, m.ready = ln.Addr().String(), true
+	m.mu.Unlock()
+	m.log.Info("manager: serving", "url", scheme+"://"+ln.Addr().String())
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(m.extra)+1)
+	for _, r := range m.extra {
+		wg.Go(func() {
+			if err := r.Run(ctx); err != nil && ctx.Err() == nil {
+				errs <- err
+				cancel()
+			}
+		})
+	}
+	wg.Go(func() {
+		<-ctx.Done()
+		sctx, c := context.WithTimeout(context.Background(), 10*time.Second)
+		defer c()
+		_ = srv.Shutdown(sctx)
+	})
+	err = srv.Serve(ln)
+	cancel()
+	wg.Wait()
+	m.mu.Lock()
+	m.ready = false
+	m.mu.Unlock()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	select {
+	case e := <-errs:
+		return e
+	default:
+	}
+	return err
+}
