@@ -295,6 +295,33 @@ func (s *Scheduler) pickSeed(t *resource.Task, now time.Time) *resource.Host {
 	return nil
 }
 
+// ReplaceSource picks a running peer of t to fetch from the origin when
+// the task's source failed or left and no other source is on its way:
+// running peers only wait for new pieces from their parents, so without
+// this they would stall. It returns nil when none may (budget, no URL,
+// priority LEVEL2, a source still on its way, nobody running).
+func (s *Scheduler) ReplaceSource(t *resource.Task, now time.Time) *resource.Peer {
+	if t.URL == "" || s.sourceOnItsWay(t, now) {
+		return nil
+	}
+	var best *resource.Peer
+	t.Each(func(p *resource.Peer) {
+		if p.State != resource.PeerRunning || p.Complete() || p.Push == nil || p.Priority == 2 || p.Priority == 1 {
+			return
+		}
+		if best == nil || p.Held() > best.Held() {
+			best = p
+		}
+	})
+	if best == nil {
+		return nil
+	}
+	if _, ok := s.backToSource(best, "the task's source left"); !ok {
+		return nil
+	}
+	return best
+}
+
 // SeedFailed remembers that the task's seed failed it.
 func (s *Scheduler) SeedFailed(t *resource.Task, now time.Time) {
 	t.SeedFailedUntil = now.Add(s.cfg.SeedFailureTimeout)

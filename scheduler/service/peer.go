@@ -261,10 +261,15 @@ func (s *Service) done(p *resource.Peer, m *pb.PeerDone) error {
 		s.m.peersDone.WithLabelValues("succeeded").Inc()
 	} else {
 		p.State = resource.PeerFailed
+		wasSource := t.BackSourced[p.Host.ID]
 		delete(t.BackSourced, p.Host.ID) // the budget goes to someone else
 		if p.Host.Seed() && t.SeedHost == p.Host.ID {
 			s.sched.SeedFailed(t, now)
 			s.dirty[t] = struct{}{}
+			wasSource = true
+		}
+		if wasSource {
+			s.replaceSource(t, now)
 		}
 		s.m.peersDone.WithLabelValues("failed").Inc()
 	}
@@ -285,11 +290,27 @@ func (s *Service) left(p *resource.Peer) {
 		p.State = resource.PeerLeft
 		p.Updated = time.Now()
 		s.store.ClearParents(p)
+		wasSource := p.Task.BackSourced[p.Host.ID]
 		if p.Host.Seed() && p.Task.SeedHost == p.Host.ID {
 			s.sched.SeedFailed(p.Task, time.Now())
+			wasSource = true
 		}
 		delete(p.Task.BackSourced, p.Host.ID)
 		s.dirty[p.Task] = struct{}{}
+		if wasSource {
+			s.replaceSource(p.Task, time.Now())
+		}
+	}
+}
+
+// replaceSource sends a running peer to the origin when the task's source
+// is gone (s.mu held).
+func (s *Service) replaceSource(t *resource.Task, now time.Time) {
+	if p := s.sched.ReplaceSource(t, now); p != nil {
+		s.m.backToSource.Inc()
+		s.m.decisions.WithLabelValues("back-to-source").Inc()
+		s.log.Info("the task's source left; another peer goes to the origin", "task", t.ID.Short(), "peer", shortID(p.Host.ID))
+		p.Push(&pb.ScheduleResponse{Body: &pb.ScheduleResponse_BackToSource{BackToSource: &pb.BackToSource{Reason: "the task's source left"}}})
 	}
 }
 
