@@ -103,7 +103,9 @@ type Manager struct {
 	ready bool
 }
 
-type runner interface{ Run(ctx context.Context) error }
+type runner interface {
+	Run(ctx context.Context) error
+}
 
 // Option configures a Manager.
 type Option func(*Manager)
@@ -115,7 +117,9 @@ func WithLogger(l *slog.Logger) Option { return func(m *Manager) { m.log = l } }
 func WithBootstrapOutput(w io.Writer) Option { return func(m *Manager) { m.out = w } }
 
 // WithConsole mounts a console built from the API server at "/".
-func WithConsole(fn func(*api.Server) http.Handler) Option { return func(m *Manager) { m.console = fn } }
+func WithConsole(fn func(*api.Server) http.Handler) Option {
+	return func(m *Manager) { m.console = fn }
+}
 
 // withBcryptCost lowers the bcrypt cost below the config minimum (tests only).
 func withBcryptCost(c int) Option { return func(m *Manager) { m.cost = c } }

@@ -1,0 +1,85 @@
+// Package manager is the `manager` command: `manager run --data-dir DIR
+// --addr HOST:PORT` starts the cluster manager (REST API, console, jobs).
+package manager
+
+import (
+	"context"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dragonfly-p2p/df/cli/clikit"
+	"github.com/dragonfly-p2p/df/manager"
+)
+
+// EnvPrefix prefixes the environment twins of the flags.
+const EnvPrefix = "MANAGER"
+
+// NewCommand returns the manager command tree.
+func NewCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "manager",
+		Short: "The dragonfly manager: cluster config, scheduler registry, access control, preheat",
+		Long: `manager is where an operator configures the cluster: scheduler clusters and
+their scopes, users and tokens, applications, preheat jobs. Nodes and
+schedulers fetch their dynamic configuration from it and keep running on their
+last good copy when it is down. It needs nothing but its data directory.`,
+	}
+	root.AddCommand(newRunCommand())
+	return root
+}
+
+func newRunCommand() *cobra.Command {
+	cfg := manager.DefaultConfig()
+	var configPath, logLevel, logFormat string
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the manager",
+		Long: `Run the manager until SIGINT or SIGTERM.
+
+Configuration comes from defaults, then the YAML file given with --config,
+then MANAGER_* environment variables, then flags. On first start the manager
+creates the user root and prints its random password once on stderr.`,
+		Example: `  manager run --data-dir /var/lib/dragonfly/manager --addr 0.0.0.0:8080
+  manager run --config /etc/dragonfly/manager.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := clikit.LoadConfig(cmd.Flags(), &cfg, EnvPrefix, configPath, func() { cfg = manager.DefaultConfig() }); err != nil {
+				return clikit.UsageError(err)
+			}
+			log, err := clikit.NewLogger(os.Stderr, logFormat, logLevel)
+			if err != nil {
+				return clikit.UsageError(err)
+			}
+			ctx, stop := clikit.SignalContext(cmd.Context())
+			defer stop()
+			reg := clikit.NewRegistry()
+			m, err := manager.New(cfg, manager.WithLogger(log), manager.WithBootstrapOutput(cmd.ErrOrStderr()))
+			if err != nil {
+				return err
+			}
+			runners := []clikit.Runner{m}
+			if cfg.OpsAddr != "" {
+				runners = append(runners, clikit.NewOpsServer(cfg.OpsAddr, clikit.WithGatherer(reg), clikit.WithOpsLogger(log),
+					clikit.WithCheck("manager", func(context.Context) error { return m.Ready() })))
+			}
+			return clikit.RunAll(ctx, runners...)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configPath, "config", "", "YAML configuration file (see docs/manager.md)")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&logFormat, "log-format", "json", "log format: json or text")
+	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory (manager.db); created 0700")
+	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "HTTP(S) listen address for the API and console")
+	f.StringVar(&cfg.OpsAddr, "ops-addr", cfg.OpsAddr, "address for /metrics, /livez, /readyz (empty: off)")
+	f.StringVar(&cfg.TLSCertFile, "tls-cert-file", cfg.TLSCertFile, "TLS certificate (PEM) for the HTTP listener")
+	f.StringVar(&cfg.TLSKeyFile, "tls-key-file", cfg.TLSKeyFile, "TLS private key (PEM) for the HTTP listener")
+	f.StringVar(&cfg.JWTKeyFile, "jwt-key-file", cfg.JWTKeyFile, "file holding the JWT signing key (≥ 32 bytes; empty: generated and stored)")
+	f.DurationVar(&cfg.SessionTTL, "session-ttl", cfg.SessionTTL, "lifetime of a login session")
+	f.DurationVar(&cfg.InstanceTTL, "instance-ttl", cfg.InstanceTTL, "a scheduler or seed peer is inactive this long after its last keepalive")
+	f.IntVar(&cfg.BcryptCost, "bcrypt-cost", cfg.BcryptCost, "bcrypt cost for passwords (10..15)")
+	f.StringSliceVar(&cfg.PreheatAllow, "preheat-allow", cfg.PreheatAllow, "CIDRs preheat may fetch from despite the SSRF rules")
+	clikit.DocumentEnv(f, EnvPrefix)
+	return cmd
+}
