@@ -42,9 +42,23 @@ func Demo(ctx context.Context, o DemoOptions) error {
 	file := demoBytes(o.Size, 1)
 	origin.Put("/models/demo.bin", file, `"demo-v1"`)
 
+	// An image in a local registry that every node's mirror serves.
+	reg, err := newDemoRegistry(max(o.Size/3, 1<<20), 3)
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
+	mirrors := make([]string, o.Nodes)
+	for i := range mirrors {
+		if mirrors[i], err = freeLoopbackAddr(); err != nil {
+			return err
+		}
+	}
+
 	say("▶ starting a scheduler and %d dfnode processes on 127.0.0.1 (node0 is a seed peer; even nodes in idc-a, odd in idc-b)", o.Nodes)
 	c, err := StartProcsWithScheduler(ctx, o.Dir, o.BinDir, o.Nodes, map[int]bool{0: true}, func(i int) []string {
-		return []string{"--idc", fmt.Sprintf("idc-%c", 'a'+i%2), "--location", fmt.Sprintf("cn|zj|hz|zone%d|c1", i%2)}
+		return []string{"--idc", fmt.Sprintf("idc-%c", 'a'+i%2), "--location", fmt.Sprintf("cn|zj|hz|zone%d|c1", i%2),
+			"--mirror", "--mirror-listen", mirrors[i], "--mirror-registry", reg.host + "=" + reg.srv.URL}
 	})
 	if err != nil {
 		return err
@@ -138,6 +152,15 @@ func Demo(ctx context.Context, o DemoOptions) error {
 	served := origin.BytesServed() - before
 	say("  origin served %s for %d × %s: %.2f × the file (without P2P: %d ×)",
 		units.ByteSize(served), len(c.Nodes), units.ByteSize(len(file)), float64(served)/float64(len(file)), len(c.Nodes))
+	// 3. the registry mirror: every node pulls the same image at once.
+	names := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		names[i] = n.Name
+	}
+	if err := reg.pullThroughMirrors(ctx, say, names, mirrors); err != nil {
+		return err
+	}
+
 	if m, err := c.Scheduler.Metrics(ctx, "dragonfly_scheduler_"); err == nil {
 		say("\n▶ the scheduler's view (%s/metrics)", c.Scheduler.OpsAddr)
 		say("  decisions: parents %.0f, more parents %.0f, back-to-source %.0f, waits %.0f; seed peers triggered %.0f",
