@@ -133,12 +133,13 @@ type Job struct {
 
 // BlobProgress is the progress of one URL/blob of a job.
 type BlobProgress struct {
-	URL    string `json:"url"`
-	Digest string `json:"digest,omitempty"`
-	Size   int64  `json:"size,omitempty"`
-	Done   int64  `json:"done"`
-	State  string `json:"state"`
-	Error  string `json:"error,omitempty"`
+	Cluster string `json:"cluster,omitempty"`
+	URL     string `json:"url"`
+	Digest  string `json:"digest,omitempty"`
+	Size    int64  `json:"size,omitempty"`
+	Done    int64  `json:"done"`
+	State   string `json:"state"`
+	Error   string `json:"error,omitempty"`
 }
 
 // ConfigDoc is one version of a named config document.
