@@ -38,7 +38,7 @@ func TestDemoWithRealProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"identical ✔", "origin served"} {
+	for _, want := range []string{"identical ✔", "origin served", "digests verified ✔", "registry sent"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("demo output lacks %q", want)
 		}
