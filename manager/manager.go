@@ -18,8 +18,11 @@ import (
 	"sync"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+
 	"github.com/dragonfly-p2p/df/manager/api"
 	"github.com/dragonfly-p2p/df/manager/auth"
+	"github.com/dragonfly-p2p/df/manager/dynclient"
 	"github.com/dragonfly-p2p/df/manager/dynconfig"
 	"github.com/dragonfly-p2p/df/manager/store"
 )
@@ -96,6 +99,7 @@ type Manager struct {
 	out     io.Writer
 	console func(*api.Server) http.Handler
 	cost    int
+	ps      *pubsub.PubSub
 	extra   []runner
 
 	mu    sync.Mutex
@@ -120,6 +124,12 @@ func WithBootstrapOutput(w io.Writer) Option { return func(m *Manager) { m.out =
 func WithConsole(fn func(*api.Server) http.Handler) Option {
 	return func(m *Manager) { m.console = fn }
 }
+
+// WithPubSub makes the manager announce every dynconfig version on the
+// config topic of ps (nodes and schedulers pull on announcement). Create
+// ps with pubsub.WithFloodPublish(true): the manager is not in the topic's
+// mesh, and flood publishing reaches every subscribed peer it is connected to.
+func WithPubSub(ps *pubsub.PubSub) Option { return func(m *Manager) { m.ps = ps } }
 
 // withBcryptCost lowers the bcrypt cost below the config minimum (tests only).
 func withBcryptCost(c int) Option { return func(m *Manager) { m.cost = c } }
@@ -174,6 +184,22 @@ func (m *Manager) init() error {
 		opts = append(opts, api.WithConsole(m.console(first)))
 	}
 	m.api = api.New(m.st, signer, opts...)
+	if m.ps != nil {
+		topic, err := m.ps.Join(dynclient.Topic)
+		if err != nil {
+			return fmt.Errorf("manager: join %s: %w", dynclient.Topic, err)
+		}
+		m.dyn.OnVersion(func(v string) {
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				if err := dynclient.Publish(ctx, topic, v); err != nil {
+					m.log.Warn("manager: publish config version", "err", err)
+				}
+			}()
+		})
+	}
+	m.extra = append(m.extra, runFunc(m.refresh))
 	return nil
 }
 
@@ -189,6 +215,26 @@ func (m *Manager) signingKey() ([]byte, error) {
 		return key, nil
 	}
 	return m.st.Secret("jwt-signing-key", auth.NewKey)
+}
+
+type runFunc func(context.Context) error
+
+func (f runFunc) Run(ctx context.Context) error { return f(ctx) }
+
+// refresh rebuilds the dynconfig snapshot periodically, so that schedulers
+// and seed peers that stop sending keepalives drop out (and a new version
+// is announced) without any API call.
+func (m *Manager) refresh(ctx context.Context) error {
+	t := time.NewTicker(m.cfg.InstanceTTL / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			m.dyn.Invalidate()
+		}
+	}
 }
 
 // Store returns the manager's store.

@@ -262,3 +262,12 @@ func (c *Client[T]) Follow(ctx context.Context, sub *pubsub.Subscription, versio
 		c.Trigger()
 	}
 }
+
+// Publish announces version on t (the manager side of the push).
+func Publish(ctx context.Context, t *pubsub.Topic, version string) error {
+	raw, err := json.Marshal(Announcement{Version: version})
+	if err != nil {
+		return err
+	}
+	return t.Publish(ctx, raw)
+}

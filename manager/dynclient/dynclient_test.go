@@ -17,7 +17,7 @@ import (
 
 // manager starts a real API server over a real store and returns its URL and
 // a cluster-scoped token.
-func manager(t *testing.T) (*httptest.Server, *store.Store, *dynconfig.Service, string) {
+func manager(t testing.TB) (*httptest.Server, *store.Store, *dynconfig.Service, string) {
 	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "m.db"))
 	if err != nil {

@@ -342,7 +342,6 @@ func TestImagePreheat(t *testing.T) {
 	}
 }
 
-
 func containsURL(bs []Blob, u string) bool {
 	for _, b := range bs {
 		if b.URL == u {
