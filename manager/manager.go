@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"github.com/dragonfly-p2p/df/manager/auth"
 	"github.com/dragonfly-p2p/df/manager/dynclient"
 	"github.com/dragonfly-p2p/df/manager/dynconfig"
+	"github.com/dragonfly-p2p/df/manager/jobs"
 	"github.com/dragonfly-p2p/df/manager/store"
 )
 
@@ -82,7 +84,7 @@ func (c *Config) Validate() error {
 		return bad("bcrypt_cost must be 10..15")
 	}
 	for _, p := range c.PreheatAllow {
-		if _, _, err := net.ParseCIDR(p); err != nil {
+		if _, err := netip.ParsePrefix(p); err != nil {
 			return bad("preheat_allow %q: %v", p, err)
 		}
 	}
@@ -100,6 +102,8 @@ type Manager struct {
 	console func(*api.Server) http.Handler
 	cost    int
 	ps      *pubsub.PubSub
+	exec    jobs.Executor
+	queue   *jobs.Queue
 	extra   []runner
 
 	mu    sync.Mutex
@@ -130,6 +134,10 @@ func WithConsole(fn func(*api.Server) http.Handler) Option {
 // ps with pubsub.WithFloodPublish(true): the manager is not in the topic's
 // mesh, and flood publishing reaches every subscribed peer it is connected to.
 func WithPubSub(ps *pubsub.PubSub) Option { return func(m *Manager) { m.ps = ps } }
+
+// WithExecutor enables jobs: ex carries preheat, delete-task and get-task
+// out on the seed peers. Without one, POST /api/v1/jobs answers 503.
+func WithExecutor(ex jobs.Executor) Option { return func(m *Manager) { m.exec = ex } }
 
 // withBcryptCost lowers the bcrypt cost below the config minimum (tests only).
 func withBcryptCost(c int) Option { return func(m *Manager) { m.cost = c } }
@@ -177,6 +185,16 @@ func (m *Manager) init() error {
 	m.dyn = dynconfig.New(m.st, dynconfig.WithInstanceTTL(m.cfg.InstanceTTL))
 	opts := []api.Option{api.WithLogger(m.log), api.WithBcryptCost(m.cost), api.WithDynconfig(m.dyn),
 		api.WithInstanceTTL(m.cfg.InstanceTTL), api.WithOnChange(func(string) { m.dyn.Invalidate() })}
+	if m.exec != nil {
+		var allow []netip.Prefix
+		for _, p := range m.cfg.PreheatAllow {
+			allow = append(allow, netip.MustParsePrefix(p)) // checked by Validate
+		}
+		guard := jobs.NewGuard(allow)
+		m.queue = jobs.New(m.st, m.exec, jobs.NewImageResolver(guard, false), guard, jobs.WithLogger(m.log))
+		opts = append(opts, api.WithJobs(m.queue))
+		m.extra = append(m.extra, m.queue)
+	}
 	if m.console != nil {
 		// The console needs the API server and the API server mounts the
 		// console: build once to hand it over, then again with it mounted.

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/dragonfly-p2p/df/manager/auth"
+	"github.com/dragonfly-p2p/df/manager/jobs"
 	"github.com/dragonfly-p2p/df/manager/searcher"
 	"github.com/dragonfly-p2p/df/manager/store"
 )
@@ -188,7 +189,8 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 		writeErr(w, http.StatusNotFound, "not_found", "not found")
 	case errors.Is(err, store.ErrExists):
 		writeErr(w, http.StatusConflict, "conflict", "already exists")
-	case errors.Is(err, searcher.ErrInvalidScope), errors.Is(err, auth.ErrWeakPassword), errors.Is(err, ErrInvalidJob):
+	case errors.Is(err, searcher.ErrInvalidScope), errors.Is(err, auth.ErrWeakPassword), errors.Is(err, ErrInvalidJob),
+		errors.Is(err, jobs.ErrInvalidArgs), errors.Is(err, jobs.ErrForbiddenAddress):
 		writeErr(w, http.StatusBadRequest, "invalid", err.Error())
 	default:
 		s.log.Error("api: internal error", "err", err)

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/dragonfly-p2p/df/manager/auth"
+	"github.com/dragonfly-p2p/df/manager/jobs"
 	"github.com/dragonfly-p2p/df/manager/searcher"
 	"github.com/dragonfly-p2p/df/manager/store"
 )
@@ -412,5 +413,25 @@ func TestCRUDAndPagination(t *testing.T) {
 	}
 	if code, body := f.do("GET", "/api/v1/jobs?state=pending", guest, ""); code != 200 || !strings.Contains(string(body), `"total":1`) {
 		t.Fatalf("%d %s", code, body)
+	}
+}
+
+// TestPreheatSSRFRefused goes through the real job queue's validation.
+func TestPreheatSSRFRefused(t *testing.T) {
+	f := newFixture(t)
+	q := jobs.New(f.st, nil, nil, jobs.NewGuard(nil))
+	f.srv = New(f.st, f.srv.signer, WithBcryptCost(bcrypt.MinCost), WithJobs(q))
+	f.hs.Close()
+	f.hs = httptest.NewServer(f.srv.Handler())
+	admin := f.login("admin-user", pw)
+	f.st.PutCluster(store.Cluster{Name: "c"}, true)
+	for _, u := range []string{"http://127.0.0.1:8080/x", "http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/x", "http://10.1.1.1/x", "http://192.168.1.1/x", "http://localhost/x"} {
+		code, body := f.do("POST", "/api/v1/jobs", admin, fmt.Sprintf(`{"type":"preheat","args":{"urls":[%q]}}`, u))
+		if code != 400 || errCode(t, body) != "invalid" {
+			t.Errorf("%s: %d %s", u, code, body)
+		}
+	}
+	if js, _ := f.st.Jobs(nil); len(js) != 0 {
+		t.Fatalf("%d jobs stored", len(js))
 	}
 }
