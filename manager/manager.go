@@ -16,10 +16,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dragonfly-p2p/df/manager/api"
 	"github.com/dragonfly-p2p/df/manager/auth"
@@ -103,6 +105,7 @@ type Manager struct {
 	cost    int
 	ps      *pubsub.PubSub
 	exec    jobs.Executor
+	reg     prometheus.Registerer
 	queue   *jobs.Queue
 	extra   []runner
 
@@ -138,6 +141,9 @@ func WithPubSub(ps *pubsub.PubSub) Option { return func(m *Manager) { m.ps = ps 
 // WithExecutor enables jobs: ex carries preheat, delete-task and get-task
 // out on the seed peers. Without one, POST /api/v1/jobs answers 503.
 func WithExecutor(ex jobs.Executor) Option { return func(m *Manager) { m.exec = ex } }
+
+// WithRegisterer registers the manager's metrics with reg.
+func WithRegisterer(reg prometheus.Registerer) Option { return func(m *Manager) { m.reg = reg } }
 
 // withBcryptCost lowers the bcrypt cost below the config minimum (tests only).
 func withBcryptCost(c int) Option { return func(m *Manager) { m.cost = c } }
@@ -184,7 +190,7 @@ func (m *Manager) init() error {
 	}
 	m.dyn = dynconfig.New(m.st, dynconfig.WithInstanceTTL(m.cfg.InstanceTTL))
 	opts := []api.Option{api.WithLogger(m.log), api.WithBcryptCost(m.cost), api.WithDynconfig(m.dyn),
-		api.WithInstanceTTL(m.cfg.InstanceTTL), api.WithOnChange(func(string) { m.dyn.Invalidate() })}
+		api.WithInstanceTTL(m.cfg.InstanceTTL), api.WithRegisterer(m.reg), api.WithOnChange(func(string) { m.dyn.Invalidate() })}
 	if m.exec != nil {
 		var allow []netip.Prefix
 		for _, p := range m.cfg.PreheatAllow {
@@ -198,7 +204,7 @@ func (m *Manager) init() error {
 	if m.console != nil {
 		// The console needs the API server and the API server mounts the
 		// console: build once to hand it over, then again with it mounted.
-		first := api.New(m.st, signer, opts...)
+		first := api.New(m.st, signer, append(slices.Clone(opts), api.WithRegisterer(nil))...)
 		opts = append(opts, api.WithConsole(m.console(first)))
 	}
 	m.api = api.New(m.st, signer, opts...)

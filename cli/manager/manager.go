@@ -54,7 +54,7 @@ creates the user root and prints its random password once on stderr.`,
 			ctx, stop := clikit.SignalContext(cmd.Context())
 			defer stop()
 			reg := clikit.NewRegistry()
-			m, err := manager.New(cfg, manager.WithLogger(log), manager.WithBootstrapOutput(cmd.ErrOrStderr()))
+			m, err := manager.New(cfg, manager.WithLogger(log), manager.WithBootstrapOutput(cmd.ErrOrStderr()), manager.WithRegisterer(reg))
 			if err != nil {
 				return err
 			}

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/dragonfly-p2p/df/manager/auth"
 	"github.com/dragonfly-p2p/df/manager/jobs"
 	"github.com/dragonfly-p2p/df/manager/searcher"
@@ -94,6 +96,8 @@ type Server struct {
 	touchMu    sync.Mutex
 	lastTouch  map[string]time.Time
 	loginLimit *limiter
+	reg        prometheus.Registerer
+	m          *metrics
 }
 
 // Option configures a Server.
@@ -132,10 +136,11 @@ func New(st *store.Store, signer *auth.Signer, opts ...Option) *Server {
 		o(s)
 	}
 	s.loginLimit = newLimiter(10, time.Minute, s.now)
+	s.m = newMetrics(s.reg)
 	s.register()
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes {
-		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
+		s.mux.Handle(rt.Method+" "+rt.Path, s.instrument(rt.Method+" "+rt.Path, s.wrap(rt)))
 	}
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, "not_found", "no such route")

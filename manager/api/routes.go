@@ -145,12 +145,15 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ Principal) {
 	resp, err := s.Login(req.Name, req.Password, r.RemoteAddr)
 	switch {
 	case err == errTooMany:
+		s.m.logins.WithLabelValues("rate_limited").Inc()
 		s.audit(r, req.Name, "login", req.Name, false, "rate limited")
 		writeErr(w, http.StatusTooManyRequests, "rate_limited", err.Error())
 	case err != nil:
+		s.m.logins.WithLabelValues("failed").Inc()
 		s.audit(r, req.Name, "login", req.Name, false, "")
 		writeErr(w, http.StatusUnauthorized, "unauthenticated", "wrong name or password")
 	default:
+		s.m.logins.WithLabelValues("ok").Inc()
 		s.audit(r, req.Name, "login", req.Name, true, "")
 		writeJSON(w, http.StatusOK, resp)
 	}

@@ -1,0 +1,59 @@
+package manager
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/dragonfly-p2p/df/cli/clikit"
+	"github.com/dragonfly-p2p/df/manager/store"
+)
+
+func TestRunBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("data_dir: x\nbogus: 1\n"), 0o600)
+	cases := []struct {
+		name string
+		args []string
+		env  [2]string
+	}{
+		{"unknown yaml key", []string{"run", "--config", bad}, [2]string{}},
+		{"bad env twin", []string{"run", "--data-dir", dir}, [2]string{"MANAGER_BCRYPT_COST", "3"}},
+		{"bad addr", []string{"run", "--data-dir", dir, "--addr", "nope"}, [2]string{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env[0] != "" {
+				t.Setenv(tc.env[0], tc.env[1])
+			}
+			var stderr bytes.Buffer
+			if code := clikit.Execute(context.Background(), NewCommand(), tc.args, &stderr); code != clikit.ExitUsage {
+				t.Fatalf("exit %d: %s", code, stderr.String())
+			}
+		})
+	}
+}
+
+func TestRunStartsAndStops(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	t.Setenv("MANAGER_BCRYPT_COST", "10")
+	var stderr bytes.Buffer
+	code := clikit.Execute(ctx, NewCommand(), []string{"run", "--data-dir", dir, "--addr", "127.0.0.1:0", "--log-format", "text"}, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	st, err := store.Open(filepath.Join(dir, "manager.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if u, err := st.User("root"); err != nil || u.Role != store.RoleRoot {
+		t.Fatalf("root not bootstrapped: %+v %v", u, err)
+	}
+}
