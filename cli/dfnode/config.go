@@ -93,6 +93,7 @@ plugins."io.containerd.grpc.v1.cri".registry.config_path); ctr takes
 	f.StringVar(&mirrorURL, "mirror", runtimeconfig.DefaultMirror, "this node's mirror URL")
 	f.StringSliceVar(&registries, "registry", nil, "registry to mirror, as image references name it (repeatable)")
 	f.BoolVar(&remove, "remove", false, "remove the mirror again (restores a previous hosts.toml)")
+	f.BoolVar(&remove, "restore", false, "the same as --remove")
 	clikit.DocumentEnv(f, EnvPrefix)
 	return cmd
 }

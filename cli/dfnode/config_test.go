@@ -61,6 +61,12 @@ func TestConfigContainerd(t *testing.T) {
 	if b, err := os.ReadFile(own); err != nil || string(b) != original {
 		t.Fatalf("after --remove: %q, %v; want the original back", b, err)
 	}
+	if out, err := runDfnode(t, "config", "containerd", "--hosts-dir", dir, "--registry", "docker.io", "--restore"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "docker.io", "hosts.toml")); !os.IsNotExist(err) {
+		t.Fatalf("--restore left docker.io's hosts.toml written by dfnode: %v", err)
+	}
 	if _, err := runDfnode(t, "config", "containerd", "--hosts-dir", dir); err == nil {
 		t.Fatal("no --registry accepted")
 	}
