@@ -12,7 +12,13 @@ import (
 	"testing"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/dragonfly-p2p/df/manager/dynclient"
+	"github.com/dragonfly-p2p/df/protocol/p2p"
 )
 
 func start(t *testing.T, cfg Config, out *bytes.Buffer) (*Manager, func()) {
@@ -109,5 +115,70 @@ func TestValidate(t *testing.T) {
 	c := DefaultConfig()
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAnnouncesConfigVersions: a cluster created through the API makes the
+// manager publish the new dynconfig version on the config topic.
+func TestAnnouncesConfigVersions(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	mk := func() host.Host {
+		h, err := p2p.NewHost(t.TempDir(), p2p.NewGater(), p2p.WithListen("/ip4/127.0.0.1/tcp/0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close() })
+		return h
+	}
+	mh, nh := mk(), mk()
+	mps, _ := pubsub.NewGossipSub(ctx, mh, pubsub.WithFloodPublish(true))
+	nps, _ := pubsub.NewGossipSub(ctx, nh)
+	if err := nh.Connect(ctx, peer.AddrInfo{ID: mh.ID(), Addrs: mh.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	nt, _ := nps.Join(dynclient.Topic)
+	sub, _ := nt.Subscribe()
+
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Addr = t.TempDir(), "127.0.0.1:0"
+	var out bytes.Buffer
+	m, err := New(cfg, WithBootstrapOutput(&out), withBcryptCost(bcrypt.MinCost), WithPubSub(mps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for m.Ready() != nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	pw := regexp.MustCompile(`password (\S+)`).FindStringSubmatch(out.String())[1]
+	_, tok := login(t, "http://"+m.Addr(), pw)
+	// Wait until the manager sees the node in the topic, then change something.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(mps.ListPeers(dynclient.Topic)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	req, _ := http.NewRequest("POST", "http://"+m.Addr()+"/api/v1/clusters", strings.NewReader(`{"name":"c1","default":true}`))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("%v %v", resp, err)
+	}
+	resp.Body.Close()
+	want, _ := m.Dynconfig().Version()
+	mctx, mcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer mcancel()
+	for {
+		msg, err := sub.Next(mctx)
+		if err != nil {
+			t.Fatalf("no announcement of %s: %v", want, err)
+		}
+		var a dynclient.Announcement
+		json.Unmarshal(msg.Data, &a)
+		if a.Version == want {
+			return
+		}
 	}
 }
