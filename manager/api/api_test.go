@@ -435,3 +435,37 @@ func TestPreheatSSRFRefused(t *testing.T) {
 		t.Fatalf("%d jobs stored", len(js))
 	}
 }
+
+func TestKeepaliveThroughAPI(t *testing.T) {
+	f := newFixture(t)
+	admin := f.tokens[store.RoleAdmin]
+	code, body := f.do("POST", "/api/v1/tokens", admin, `{"name":"nodes","scopes":["cluster"],"expires_in":"24h"}`)
+	if code != 201 {
+		t.Fatalf("%d %s", code, body)
+	}
+	var tv TokenView
+	json.Unmarshal(body, &tv)
+	const pid = "12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq"
+	ka := fmt.Sprintf(`{"id":%q,"cluster":"c1","hostname":"s1","ip":"10.0.0.5"}`, pid)
+	if code, _ := f.do("POST", "/api/v1/seed-peers/keepalive", tv.Secret, ka); code != 404 {
+		t.Fatalf("keepalive into a missing cluster: %d", code)
+	}
+	f.do("POST", "/api/v1/clusters", admin, `{"name":"c1"}`)
+	if code, body := f.do("POST", "/api/v1/seed-peers/keepalive", tv.Secret, ka); code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	// The cluster-scoped token may not read the registry; an admin session may.
+	if code, _ := f.do("GET", "/api/v1/seed-peers", tv.Secret, ""); code != 403 {
+		t.Fatalf("cluster token listed seed peers: %d", code)
+	}
+	code, body = f.do("GET", "/api/v1/seed-peers?state=active&cluster=c1", f.tokens[store.RoleGuest], "")
+	if code != 200 || !strings.Contains(string(body), pid) || !strings.Contains(string(body), `"total":1`) {
+		t.Fatalf("%d %s", code, body)
+	}
+	if code, body := f.do("GET", "/api/v1/schedulers", f.tokens[store.RoleGuest], ""); code != 200 || !strings.Contains(string(body), `"total":0`) {
+		t.Fatalf("%d %s", code, body)
+	}
+	if code, _ := f.do("GET", "/api/v1/dynconfig/node?hostname=n1", tv.Secret, ""); code != 200 {
+		t.Fatalf("dynconfig: %d", code)
+	}
+}
