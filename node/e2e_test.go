@@ -178,7 +178,7 @@ func TestStallingParentIsAvoided(t *testing.T) {
 	t.Cleanup(func() { close(release) })
 	c := startCluster(t, 3,
 		testnet.WithNodeOptions(func(i int) []node.Option {
-			opts := []node.Option{node.WithDownloadConfig(func(cfg *download.Config) { cfg.PieceIdleTimeout = 2 * time.Second })}
+			opts := []node.Option{node.WithDownloadConfig(func(cfg *download.Config) { cfg.PieceIdleTimeout = 5 * time.Second })}
 			if i == 0 {
 				opts = append(opts, node.WithUploadStore(testnet.Stall(release)))
 			}
