@@ -84,7 +84,6 @@ type Server struct {
 	signer     *auth.Signer
 	log        *slog.Logger
 	cost       int
-	ttl        time.Duration
 	jobs       JobSubmitter
 	dyn        Dynconfig
 	console    http.Handler

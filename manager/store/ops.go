@@ -381,7 +381,7 @@ func (s *Store) AuditLog(before uint64, limit int) (out []AuditEntry, err error)
 		if before == 0 {
 			k, v = c.Last()
 		} else {
-			k, v = c.Seek(u64(before))
+			k, _ = c.Seek(u64(before))
 			if k == nil {
 				k, v = c.Last()
 			} else {
