@@ -460,14 +460,7 @@ func (s *Server) listClusters(w http.ResponseWriter, r *http.Request, _ Principa
 		s.fail(w, err)
 		return
 	}
-	q := r.URL.Query().Get("name")
-	out := make([]store.Cluster, 0, len(cs))
-	for _, c := range cs {
-		if q == "" || strings.Contains(c.Name, q) {
-			out = append(out, c)
-		}
-	}
-	paginate(w, r, out)
+	paginate(w, r, filterByName(r, cs, func(c store.Cluster) string { return c.Name }))
 }
 
 func (s *Server) getCluster(w http.ResponseWriter, r *http.Request, _ Principal) {
@@ -484,12 +477,8 @@ func (s *Server) putCluster(w http.ResponseWriter, r *http.Request, p Principal,
 	if !decode(w, r, &req) {
 		return
 	}
-	if !create {
-		if req.Name != "" && req.Name != r.PathValue("name") {
-			s.fail(w, invalid("name in body and path differ"))
-			return
-		}
-		req.Name = r.PathValue("name")
+	if !create && !s.nameFromPath(w, r, &req.Name) {
+		return
 	}
 	if err := validName("cluster", req.Name); err != nil {
 		s.fail(w, err)
@@ -641,14 +630,7 @@ func (s *Server) listApplications(w http.ResponseWriter, r *http.Request, _ Prin
 		s.fail(w, err)
 		return
 	}
-	q := r.URL.Query().Get("name")
-	out := make([]store.Application, 0, len(as))
-	for _, a := range as {
-		if q == "" || strings.Contains(a.Name, q) {
-			out = append(out, a)
-		}
-	}
-	paginate(w, r, out)
+	paginate(w, r, filterByName(r, as, func(a store.Application) string { return a.Name }))
 }
 
 func (s *Server) getApplication(w http.ResponseWriter, r *http.Request, _ Principal) {
@@ -665,12 +647,8 @@ func (s *Server) putApplication(w http.ResponseWriter, r *http.Request, p Princi
 	if !decode(w, r, &req) {
 		return
 	}
-	if !create {
-		if req.Name != "" && req.Name != r.PathValue("name") {
-			s.fail(w, invalid("name in body and path differ"))
-			return
-		}
-		req.Name = r.PathValue("name")
+	if !create && !s.nameFromPath(w, r, &req.Name) {
+		return
 	}
 	if err := validName("application", req.Name); err != nil {
 		s.fail(w, err)
@@ -952,4 +930,28 @@ func depth(v any, d int) int {
 		}
 	}
 	return max
+}
+
+// filterByName keeps the items whose name contains the ?name= query (all
+// when it is empty).
+func filterByName[T any](r *http.Request, items []T, name func(T) string) []T {
+	q := r.URL.Query().Get("name")
+	out := make([]T, 0, len(items))
+	for _, it := range items {
+		if q == "" || strings.Contains(name(it), q) {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// nameFromPath sets *name from the path of an update, refusing a body that
+// names another object (false: the error is written).
+func (s *Server) nameFromPath(w http.ResponseWriter, r *http.Request, name *string) bool {
+	if *name != "" && *name != r.PathValue("name") {
+		s.fail(w, invalid("name in body and path differ"))
+		return false
+	}
+	*name = r.PathValue("name")
+	return true
 }
