@@ -43,14 +43,14 @@ func Demo(ctx context.Context, o DemoOptions) error {
 	origin.Put("/models/demo.bin", file, `"demo-v1"`)
 
 	// An image in a local registry that every node's mirror serves.
-	reg, err := newDemoRegistry(max(o.Size/3, 1<<20), 3)
+	reg, err := NewRegistry("library/demo:v1", max(o.Size/3, 1<<20), 3)
 	if err != nil {
 		return err
 	}
 	defer reg.Close()
 	mirrors := make([]string, o.Nodes)
 	for i := range mirrors {
-		if mirrors[i], err = freeLoopbackAddr(); err != nil {
+		if mirrors[i], err = FreeLoopbackAddr(); err != nil {
 			return err
 		}
 	}
@@ -58,7 +58,7 @@ func Demo(ctx context.Context, o DemoOptions) error {
 	say("▶ starting a scheduler and %d dfnode processes on 127.0.0.1 (node0 is a seed peer; even nodes in idc-a, odd in idc-b)", o.Nodes)
 	c, err := StartProcsWithScheduler(ctx, o.Dir, o.BinDir, o.Nodes, map[int]bool{0: true}, func(i int) []string {
 		return []string{"--idc", fmt.Sprintf("idc-%c", 'a'+i%2), "--location", fmt.Sprintf("cn|zj|hz|zone%d|c1", i%2),
-			"--mirror", "--mirror-listen", mirrors[i], "--mirror-registry", reg.host + "=" + reg.srv.URL}
+			"--mirror", "--mirror-listen", mirrors[i], "--mirror-registry", reg.Host() + "=" + reg.URL()}
 	})
 	if err != nil {
 		return err
@@ -157,7 +157,7 @@ func Demo(ctx context.Context, o DemoOptions) error {
 	for i, n := range c.Nodes {
 		names[i] = n.Name
 	}
-	if err := reg.pullThroughMirrors(ctx, say, names, mirrors); err != nil {
+	if err := pullThroughMirrors(ctx, reg, say, names, mirrors); err != nil {
 		return err
 	}
 
