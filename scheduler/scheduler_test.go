@@ -136,11 +136,7 @@ func TestSeedFailingAtSourcePeersGoToSourceWithinBudget(t *testing.T) {
 
 func importBytes(t *testing.T, nd *testnet.Node, data []byte) protocol.TaskID {
 	t.Helper()
-	info, err := nd.Import(testCtx(t), api.ImportRequest{Kind: storage.KindContent, Size: int64(len(data)), PieceLength: pieceLen}, bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := protocol.ParseTaskID(info.ID)
+	id, err := nd.ImportBytes(testCtx(t), data, pieceLen)
 	if err != nil {
 		t.Fatal(err)
 	}

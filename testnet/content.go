@@ -3,9 +3,12 @@ package testnet
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
 
 	"github.com/dragonfly-p2p/df/node/api"
+	"github.com/dragonfly-p2p/df/protocol"
+	"github.com/dragonfly-p2p/df/storage"
 )
 
 // Payload returns n deterministic pseudo-random bytes (a different stream
@@ -45,4 +48,21 @@ func Fetch(ctx context.Context, c api.Content, err error) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// ImportBytes imports data as a content task with the given piece length
+// and returns its task ID, checking it is the data's digest.
+func (n *Node) ImportBytes(ctx context.Context, data []byte, pieceLength uint32) (protocol.TaskID, error) {
+	info, err := n.Import(ctx, api.ImportRequest{Kind: storage.KindContent, Size: int64(len(data)), PieceLength: pieceLength}, bytes.NewReader(data))
+	if err != nil {
+		return protocol.TaskID{}, err
+	}
+	id, err := protocol.ParseTaskID(info.ID)
+	if err != nil {
+		return id, err
+	}
+	if want := protocol.ContentTaskID(protocol.SHA256(data)); id != want {
+		return id, fmt.Errorf("import returned task %s, want the content digest %s", id, want)
+	}
+	return id, nil
 }
