@@ -187,7 +187,13 @@ func TestOwnerSchedulerKilledMidDownload(t *testing.T) {
 	ctx := testCtx(t)
 	errc := make(chan error, 1)
 	go func() { errc <- export(ctx, c.Node(1), id, data) }()
-	time.Sleep(time.Second)
+	// Mid-download: node 1 holds some verified pieces, not all.
+	if err := testnet.WaitFor(ctx, 20*time.Millisecond, func() bool {
+		info, err := c.Node(1).Stat(ctx, id, true)
+		return err == nil && info.Local && info.Task.VerifiedPieces > 0
+	}); err != nil {
+		t.Fatal(err)
+	}
 	// Stop the task's owner: the first scheduler on the ring that knows the task.
 	var stopped string
 	for _, s := range c.Schedulers() {

@@ -19,6 +19,7 @@ import (
 	"github.com/dragonfly-p2p/df/protocol/p2p"
 	"github.com/dragonfly-p2p/df/protocol/pb"
 	"github.com/dragonfly-p2p/df/scheduler"
+	"github.com/dragonfly-p2p/df/testnet"
 )
 
 func ctxT(t *testing.T) context.Context {
@@ -70,8 +71,8 @@ func newRig(t *testing.T, edit func(*scheduler.Config)) *rig {
 	for _, a := range s.Addrs() {
 		addrs = append(addrs, ma.StringCast(strings.Split(a, "/p2p/")[0]))
 	}
-	for s.Ready() != nil {
-		time.Sleep(5 * time.Millisecond)
+	if err := testnet.WaitFor(ctxT(t), 5*time.Millisecond, func() bool { return s.Ready() == nil }); err != nil {
+		t.Fatal(err)
 	}
 	if err := gated.Connect(ctxT(t), peer.AddrInfo{ID: s.ID(), Addrs: addrs}); err != nil {
 		t.Fatal(err)
@@ -207,27 +208,20 @@ func TestHostIsTheStreamPeer(t *testing.T) {
 	// Stat lists the holder under the client's own peer ID: no message can
 	// name another host.
 	p.send(&pb.ScheduleRequest{Body: &pb.ScheduleRequest_Done{Done: &pb.PeerDone{Success: true, ContentDigest: make([]byte, 32)}}})
-	st := r.open()
-	st.send(&pb.ScheduleRequest{Body: &pb.ScheduleRequest_Stat{Stat: &pb.TaskStat{TaskId: taskID(1)}}})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		m, err := st.recv()
-		if err != nil {
-			t.Fatal(err)
-		}
-		info := m.GetTask()
-		if info.GetCompletePeers() == 1 {
-			if id, _ := peer.IDFromBytes(info.GetHolders()[0].GetPeer()); id != r.client.ID() {
-				t.Fatalf("holder %s, want the client %s", id, r.client.ID())
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stat: %v", info)
-		}
-		time.Sleep(50 * time.Millisecond)
-		st = r.open()
+	var info *pb.TaskInfo
+	err = testnet.WaitFor(ctxT(t), 20*time.Millisecond, func() bool {
+		st := r.open()
+		defer st.s.Close()
 		st.send(&pb.ScheduleRequest{Body: &pb.ScheduleRequest_Stat{Stat: &pb.TaskStat{TaskId: taskID(1)}}})
+		m, err := st.recv()
+		info = m.GetTask()
+		return err == nil && info.GetCompletePeers() == 1
+	})
+	if err != nil {
+		t.Fatalf("stat never listed the finished download: %v", info)
+	}
+	if id, _ := peer.IDFromBytes(info.GetHolders()[0].GetPeer()); id != r.client.ID() {
+		t.Fatalf("holder %s, want the client %s", id, r.client.ID())
 	}
 }
 
