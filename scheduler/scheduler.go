@@ -18,7 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -130,7 +129,6 @@ type Scheduler struct {
 	ps    *pubsub.PubSub
 	topic *pubsub.Topic
 	svc   *service.Service
-	ready atomic.Bool
 }
 
 type options struct {
@@ -246,8 +244,8 @@ func (s *Scheduler) Addrs() []string {
 
 // Ready reports whether the scheduler serves.
 func (s *Scheduler) Ready() error {
-	if !s.ready.Load() {
-		return errors.New("scheduler not serving yet")
+	if !s.svc.Ready() {
+		return errors.New("scheduler not serving")
 	}
 	return nil
 }
@@ -261,17 +259,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	defer os.Remove(addrsPath)
 	s.log.Info("scheduler serving", "peer", s.host.ID(), "addrs", s.Addrs())
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		for !s.svc.Ready() && runCtx.Err() == nil {
-			time.Sleep(5 * time.Millisecond)
-		}
-		s.ready.Store(runCtx.Err() == nil)
-	}()
-	err := s.svc.Run(runCtx)
-	s.ready.Store(false)
-	return err
+	return s.svc.Run(ctx)
 }
 
 func (s *Scheduler) close() {

@@ -117,9 +117,8 @@ func New(h host.Host, store *resource.Store, sched *scheduling.Scheduler, opts .
 func (s *Service) Run(ctx context.Context) error {
 	s.h.SetStreamHandler(protocol.ScheduleID, s.handle)
 	defer s.h.RemoveStreamHandler(protocol.ScheduleID)
-	s.mu.Lock()
-	s.ready = true
-	s.mu.Unlock()
+	s.setReady(true)
+	defer s.setReady(false)
 	resched := time.NewTicker(s.iv.Reschedule)
 	probe := time.NewTicker(s.iv.Probe)
 	gc := time.NewTicker(s.iv.GC)
@@ -159,6 +158,12 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+func (s *Service) setReady(v bool) {
+	s.mu.Lock()
+	s.ready = v
+	s.mu.Unlock()
 }
 
 // Ready reports whether the service accepts streams.
