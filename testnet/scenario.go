@@ -35,7 +35,7 @@ func ParseBandwidth(s string) (Bandwidth, error) {
 	for suffix, mult := range map[string]float64{"kbit": 1e3 / 8, "mbit": 1e6 / 8, "gbit": 1e9 / 8} {
 		if strings.HasSuffix(strings.ToLower(s), suffix) {
 			v, err := strconv.ParseFloat(strings.TrimSpace(s[:len(s)-len(suffix)]), 64)
-			if err != nil || v < 0 || v > 1e6 {
+			if err != nil || !(v >= 0 && v <= 1e6) { // also refuses NaN
 				return 0, fmt.Errorf("bandwidth %q: want e.g. 25Mbit", s)
 			}
 			return Bandwidth(v * mult), nil

@@ -44,7 +44,7 @@ func TestParseBandwidth(t *testing.T) {
 			t.Errorf("%s: %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "fast", "-1Mbit", "1e9Gbit"} {
+	for _, in := range []string{"", "fast", "-1Mbit", "1e9Gbit", "NaNMbit", "InfGbit"} {
 		if _, err := testnet.ParseBandwidth(in); err == nil {
 			t.Errorf("%q accepted", in)
 		}
@@ -81,4 +81,16 @@ func TestScenarios(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzParseBandwidth: any string is parsed or refused, never negative.
+func FuzzParseBandwidth(f *testing.F) {
+	for _, s := range []string{"25Mbit", "1Gbit", "3MiB", "1000", "", "-1kbit", "1e308Gbit", "NaNMbit"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if b, err := testnet.ParseBandwidth(s); err == nil && b < 0 {
+			t.Fatalf("%q parsed to %d", s, b)
+		}
+	})
 }
