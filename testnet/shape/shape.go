@@ -4,10 +4,13 @@
 // wraps the UDP socket QUIC uses (p2p.WithListenUDP) and the TCP listener
 // of HTTP origins instead.
 //
-// Uplink shaping paces writes (a slow NIC); downlink shaping paces reads
-// (a bottleneck queue in front of the host: packets wait in the socket
-// buffer and are dropped when it is full, which QUIC's congestion control
-// sees as it would a real bottleneck). Latency is added on send.
+// The uplink of a packet socket is a bottleneck with a bounded queue
+// (100 ms): writes are paced, and a packet that would wait longer is
+// dropped. The downlink paces reads, with the socket's receive buffer
+// (~100 ms at the link's rate) as the queue in front of the host. QUIC's
+// congestion control sees both as it would real bottlenecks. Stream
+// connections (the origin's TCP) are paced without drops. Latency is added
+// on send.
 package shape
 
 import (
