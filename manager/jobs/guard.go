@@ -10,57 +10,28 @@ import (
 	"net/url"
 	"syscall"
 	"time"
+
+	"github.com/dragonfly-p2p/df/protocol/netguard"
 )
 
 // ErrForbiddenAddress is returned when a preheat URL (or a redirect, or a
 // name's resolution) points at an address the manager must not reach.
 var ErrForbiddenAddress = errors.New("jobs: address not allowed for preheat")
 
-// The manager may not import node/source (node, scheduler and manager meet
-// only in protocol), so this is a small copy of its policy: loopback,
-// private, link-local (incl. 169.254.169.254 metadata), unique-local,
-// CGNAT, multicast, unspecified and documentation ranges are refused unless
-// the operator allow-lists them.
-var blocked = func() []netip.Prefix {
-	var out []netip.Prefix
-	for _, s := range []string{
-		"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
-		"192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
-		"203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4", "::/128", "::1/128", "fc00::/7", "fe80::/10",
-		"ff00::/8", "64:ff9b::/96", "2002::/16", "fd00:ec2::254/128",
-	} {
-		out = append(out, netip.MustParsePrefix(s))
-	}
-	return out
-}()
-
-// Guard decides which addresses preheat may reach.
+// Guard decides which addresses preheat may reach: the same policy as the
+// nodes' back-to-source client (protocol/netguard), with the operator's
+// allow list.
 type Guard struct {
-	allow []netip.Prefix
+	p netguard.Policy
 }
 
 // NewGuard returns a guard allowing the given prefixes despite the rules.
-func NewGuard(allow []netip.Prefix) *Guard { return &Guard{allow: allow} }
+func NewGuard(allow []netip.Prefix) *Guard { return &Guard{p: netguard.Policy{Allowed: allow}} }
 
 // Check refuses a forbidden address.
 func (g *Guard) Check(a netip.Addr) error {
-	a = a.Unmap()
-	for _, p := range g.allow {
-		if p.Contains(a) {
-			return nil
-		}
-	}
-	for _, p := range blocked {
-		if p.Contains(a) {
-			return fmt.Errorf("%w: %s", ErrForbiddenAddress, a)
-		}
-	}
-	// IPv4-compatible IPv6 (::a.b.c.d) embeds an IPv4 address: check it too.
-	if a.Is6() {
-		b := a.As16()
-		if [12]byte(b[:12]) == [12]byte{} {
-			return g.Check(netip.AddrFrom4([4]byte(b[12:])))
-		}
+	if err := g.p.Check(a); err != nil {
+		return fmt.Errorf("%w: %w", ErrForbiddenAddress, err)
 	}
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"os"
 	"time"
+
+	"github.com/dragonfly-p2p/df/protocol/netguard"
 )
 
 // Client fetches content from origin servers. It is safe for concurrent
@@ -62,11 +64,11 @@ func New(opts ...Option) (*Client, error) {
 		}
 		c.redirectHosts = append(c.redirectHosts, p)
 	}
-	policy := addrPolicy{allowed: cfg.allowed}
+	policy := netguard.Policy{Allowed: cfg.allowed}
 	dialer := &net.Dialer{
 		Timeout:        cfg.dialTimeout,
 		KeepAlive:      30 * time.Second,
-		ControlContext: policy.control,
+		ControlContext: policy.Control,
 	}
 	c.transport = &http.Transport{
 		Proxy:                  nil, // see the package comment

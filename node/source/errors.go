@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/dragonfly-p2p/df/protocol/netguard"
 )
 
 // Errors returned by the Client; test with errors.Is. Errors caused by a
@@ -23,7 +25,7 @@ var (
 	ErrChanged = errors.New("source: origin content changed")
 	// ErrBlockedAddress: the destination resolved to an address that the
 	// client refuses to connect to (see WithAllowedNetworks).
-	ErrBlockedAddress = errors.New("source: destination address blocked")
+	ErrBlockedAddress = netguard.ErrBlocked
 	// ErrTooManyRedirects: more than 5 redirects, or a redirect loop.
 	ErrTooManyRedirects = errors.New("source: too many redirects")
 	// ErrRedirectRefused: a redirect to a host that is not allowed, to
