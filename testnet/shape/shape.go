@@ -14,6 +14,7 @@
 package shape
 
 import (
+	"math"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -298,20 +299,4 @@ func (b *Bucket) WaitUpTo(n int, max time.Duration) bool {
 }
 
 // Wait blocks until n bytes may pass.
-func (b *Bucket) Wait(n int) {
-	b.mu.Lock()
-	if b.rate == 0 {
-		b.mu.Unlock()
-		return
-	}
-	now := time.Now()
-	if floor := now.Add(-b.burst); b.next.Before(floor) {
-		b.next = floor
-	}
-	b.next = b.next.Add(time.Duration(float64(n) / b.rate * float64(time.Second)))
-	wait := b.next.Sub(now)
-	b.mu.Unlock()
-	if wait > 0 {
-		time.Sleep(wait)
-	}
-}
+func (b *Bucket) Wait(n int) { b.WaitUpTo(n, math.MaxInt64) }
