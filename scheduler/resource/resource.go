@@ -113,8 +113,6 @@ type Host struct {
 	Booked uint64
 	// BookedUploads are piece uploads assigned the same way.
 	BookedUploads uint32
-	// UploadFailures counts pieces children could not get from it.
-	UploadFailures int
 	// Push sends a message on the host's stream (nil: no stream open);
 	// false when the stream is gone or congested.
 	Push func(*pb.ScheduleResponse) bool

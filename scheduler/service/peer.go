@@ -174,9 +174,6 @@ func (s *Service) piece(p *resource.Peer, m *pb.PieceResult) error {
 		s.m.pieceFailures.Inc()
 		if r.Parent != "" {
 			p.Block(r.Parent)
-			if parent != nil {
-				parent.Host.UploadFailures++
-			}
 		}
 		return nil
 	}
