@@ -43,6 +43,7 @@ type Link struct {
 	sent     atomic.Int64
 	received atomic.Int64
 	dropped  atomic.Int64
+	fabric   atomic.Pointer[membership] // set by Join
 }
 
 // NewLink returns a link shaped by spec.
@@ -82,12 +83,18 @@ func (l *Link) ListenUDP(network string, laddr *net.UDPAddr) (net.PacketConn, er
 	// delay a congestion controller can act on, not seconds of bufferbloat.
 	_ = c.SetReadBuffer(l.queueBytes())
 	_ = c.SetWriteBuffer(4 << 20)
+	if m := l.fabric.Load(); m != nil {
+		m.f.Register(c.LocalAddr(), m.group)
+	}
 	return l.PacketConn(c), nil
 }
 
 // queueDelay is how long a packet may wait for the uplink before it is
 // dropped: the queue a router in front of the host would have.
-func (l *Link) queueDelay() time.Duration { return 100 * time.Millisecond }
+func (l *Link) queueDelay() time.Duration { return uplinkQueue }
+
+// uplinkQueue is the queue of a router in front of a constrained link.
+const uplinkQueue = 100 * time.Millisecond
 
 func (l *Link) queueBytes() int {
 	rate := l.down.Rate()
@@ -130,6 +137,10 @@ func (c *packetConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	c.l.sent.Add(int64(len(b)))
 	if c.l.lose() {
 		c.l.dropped.Add(1)
+		return len(b), nil
+	}
+	if m := c.l.fabric.Load(); m != nil && !m.f.pass(m.group, addr, len(b)) {
+		c.l.dropped.Add(1) // the shared inter-group link's queue is full
 		return len(b), nil
 	}
 	lat := time.Duration(c.l.latency.Load())
