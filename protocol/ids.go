@@ -18,6 +18,9 @@ const (
 	ScheduleID protocol.ID = Prefix + "/schedule/1.0.0"
 	// ProbeID measures round trips between nodes (see pb.ProbeEcho).
 	ProbeID protocol.ID = Prefix + "/probe/1.0.0"
+	// PreheatID lets the manager have a seed peer download, stat or delete
+	// a task (see pb.PreheatRequest).
+	PreheatID protocol.ID = Prefix + "/preheat/1.0.0"
 )
 
 // DHTPrefix is handed to go-libp2p-kad-dht as its protocol prefix, which
