@@ -25,6 +25,7 @@ import (
 	"github.com/dragonfly-p2p/df/node/discovery"
 	"github.com/dragonfly-p2p/df/node/download"
 	"github.com/dragonfly-p2p/df/node/mirror"
+	"github.com/dragonfly-p2p/df/node/preheat"
 	"github.com/dragonfly-p2p/df/node/probe"
 	"github.com/dragonfly-p2p/df/node/ratelimit"
 	"github.com/dragonfly-p2p/df/node/schedclient"
@@ -274,6 +275,12 @@ func New(cfg Config, opts ...Option) (_ *Node, err error) {
 		download.WithRegisterer(o.reg),
 		download.WithConfig(dlConfig),
 	}, dlOpts...)...)
+	if cfg.Seed {
+		// Seed peers carry out the manager's preheat, stat and delete jobs
+		// (docs/manager.md "Jobs"); other nodes do not serve the protocol.
+		preheat.New(preheatTasks{n}, preheat.WithLogger(o.log.With("component", "preheat")),
+			preheat.WithRegisterer(o.reg)).Register(n.gated)
+	}
 	if cfg.Mirror.Enabled {
 		if n.mirror, err = mirror.New(mirror.FromDownloader(n.dl), cfg.Mirror.Config,
 			mirror.WithLogger(o.log.With("component", "mirror")), mirror.WithRegisterer(o.reg)); err != nil {
