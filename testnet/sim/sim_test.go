@@ -1,0 +1,71 @@
+package sim_test
+
+import (
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/dragonfly-p2p/df/protocol/units"
+	"github.com/dragonfly-p2p/df/testnet/sim"
+)
+
+const mbit25 = 25_000_000 / 8
+
+// small is the 16-host shaped swarm of docs/benchmarks.md (64 MiB, 1 MiB
+// pieces, 25 Mbit/s everywhere, one scheduler).
+func small() sim.Config {
+	return sim.Config{Peers: 16, Size: 64 * int64(units.MiB), PieceLength: uint32(units.MiB), Up: mbit25, Down: mbit25, OriginUp: mbit25, RandSeed: 1}
+}
+
+func TestSmallSwarm(t *testing.T) {
+	res, err := sim.Run(small())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(res, res.Decisions)
+	if res.Failed != 0 || res.OriginRatio < 0.999 || res.OriginRatio > 1.1 {
+		t.Fatalf("failed %d, origin %.3f×", res.Failed, res.OriginRatio)
+	}
+	if res.Last < res.Bound || res.Efficiency > 1 {
+		t.Fatalf("last %.1fs beats the bound %.1fs: the model creates bandwidth", res.Last, res.Bound)
+	}
+}
+
+func TestScaleTargets(t *testing.T) {
+	if testing.Short() && os.Getenv("DF_SIM_LARGE") == "" {
+		t.Skip("1,000 peers")
+	}
+	cfg := sim.Config{Peers: 1000, Size: 256 * int64(units.MiB), Up: mbit25, Down: mbit25, OriginUp: mbit25, RandSeed: 2}
+	res, err := sim.Run(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(res)
+	if res.OriginRatio > 1.1 || res.UploadMaxOverMean > 2 {
+		t.Errorf("origin %.3f× (target ≤ 1.1), upload max/mean %.2f (target ≤ 2)", res.OriginRatio, res.UploadMaxOverMean)
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	for name, cfg := range map[string]sim.Config{
+		"no peers":  {Size: 1, Up: 1, Down: 1, OriginUp: 1},
+		"no size":   {Peers: 1, Up: 1, Down: 1, OriginUp: 1},
+		"no origin": {Peers: 1, Size: 1, Up: 1, Down: 1},
+		"too many":  {Peers: 1 << 20, Size: 1, Up: 1, Down: 1, OriginUp: 1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := sim.Run(cfg); !errors.Is(err, sim.ErrConfig) {
+				t.Fatalf("err = %v, want ErrConfig", err)
+			}
+		})
+	}
+}
+
+func TestUnfinished(t *testing.T) {
+	cfg := small()
+	cfg.MaxTime = 5 * time.Second
+	if _, err := sim.Run(cfg); !errors.Is(err, sim.ErrUnfinished) {
+		t.Fatalf("err = %v, want ErrUnfinished", err)
+	}
+}
