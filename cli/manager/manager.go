@@ -10,6 +10,7 @@ import (
 
 	"github.com/dragonfly-p2p/df/cli/clikit"
 	"github.com/dragonfly-p2p/df/manager"
+	"github.com/dragonfly-p2p/df/manager/console"
 )
 
 // EnvPrefix prefixes the environment twins of the flags.
@@ -29,8 +30,17 @@ last good copy when it is down. It needs nothing but its data directory.`,
 	return root
 }
 
+// runConfig is the manager's configuration plus what only the command
+// decides: whether to mount the web console.
+type runConfig struct {
+	manager.Config `yaml:",inline"`
+	Console        bool `yaml:"console"`
+}
+
+func defaultRunConfig() runConfig { return runConfig{Config: manager.DefaultConfig(), Console: true} }
+
 func newRunCommand() *cobra.Command {
-	cfg := manager.DefaultConfig()
+	cfg := defaultRunConfig()
 	var configPath, logLevel, logFormat string
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -39,12 +49,15 @@ func newRunCommand() *cobra.Command {
 
 Configuration comes from defaults, then the YAML file given with --config,
 then MANAGER_* environment variables, then flags. On first start the manager
-creates the user root and prints its random password once on stderr.`,
+creates the user root and prints its random password once on stderr.
+
+The web console is served at / on --addr (sign in as root with that
+password); --console=false serves the REST API alone.`,
 		Example: `  manager run --data-dir /var/lib/dragonfly/manager --addr 0.0.0.0:8080
   manager run --config /etc/dragonfly/manager.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := clikit.LoadConfig(cmd.Flags(), &cfg, EnvPrefix, configPath, func() { cfg = manager.DefaultConfig() }); err != nil {
+			if err := clikit.LoadConfig(cmd.Flags(), &cfg, EnvPrefix, configPath, func() { cfg = defaultRunConfig() }); err != nil {
 				return clikit.UsageError(err)
 			}
 			log, err := clikit.NewLogger(os.Stderr, logFormat, logLevel)
@@ -54,7 +67,11 @@ creates the user root and prints its random password once on stderr.`,
 			ctx, stop := clikit.SignalContext(cmd.Context())
 			defer stop()
 			reg := clikit.NewRegistry()
-			m, err := manager.New(cfg, manager.WithLogger(log), manager.WithBootstrapOutput(cmd.ErrOrStderr()), manager.WithRegisterer(reg))
+			opts := []manager.Option{manager.WithLogger(log), manager.WithBootstrapOutput(cmd.ErrOrStderr()), manager.WithRegisterer(reg)}
+			if cfg.Console {
+				opts = append(opts, manager.WithConsole(console.Mount(console.WithLogger(log))))
+			}
+			m, err := manager.New(cfg.Config, opts...)
 			if err != nil {
 				return err
 			}
@@ -79,6 +96,7 @@ creates the user root and prints its random password once on stderr.`,
 	f.DurationVar(&cfg.SessionTTL, "session-ttl", cfg.SessionTTL, "lifetime of a login session")
 	f.DurationVar(&cfg.InstanceTTL, "instance-ttl", cfg.InstanceTTL, "a scheduler or seed peer is inactive this long after its last keepalive")
 	f.IntVar(&cfg.BcryptCost, "bcrypt-cost", cfg.BcryptCost, "bcrypt cost for passwords (10..15)")
+	f.BoolVar(&cfg.Console, "console", cfg.Console, "serve the web console at / on --addr (--console=false: API only)")
 	f.StringSliceVar(&cfg.PreheatAllow, "preheat-allow", cfg.PreheatAllow, "CIDRs preheat may fetch from despite the SSRF rules")
 	clikit.DocumentEnv(f, EnvPrefix)
 	return cmd

@@ -1,0 +1,86 @@
+package console
+
+import (
+	"time"
+
+	"github.com/dragonfly-p2p/df/manager/store"
+)
+
+// chart is a bar chart drawn as inline SVG by the overview template: one
+// bar per hour of the last 24, with every coordinate computed here.
+type chart struct {
+	W, H, Left, Bottom int
+	Bars               []bar
+	Ticks              []tick
+	Labels             []tick
+	Max                int64
+	Empty              bool
+}
+
+type bar struct {
+	X, Y, W, H int
+	Title      string
+}
+
+type tick struct {
+	X, Y  int
+	Label string
+}
+
+// preheatChart sums the bytes the preheat jobs fetched from origins per
+// hour over the last 24 hours, attributing each job's bytes to the hour of
+// its last update.
+func preheatChart(now time.Time, js []store.Job) chart {
+	const hours = 24
+	c := chart{W: 720, H: 220, Left: 64, Bottom: 28}
+	end := now.Truncate(time.Hour).Add(time.Hour)
+	start := end.Add(-hours * time.Hour)
+	var sums [hours]int64
+	for _, j := range js {
+		if j.Type != store.JobPreheat || j.UpdatedAt.Before(start) || !j.UpdatedAt.Before(end) {
+			continue
+		}
+		i := int(j.UpdatedAt.Sub(start) / time.Hour)
+		for _, b := range j.Progress {
+			sums[i] += b.Done
+		}
+	}
+	for _, s := range sums {
+		c.Max = max(c.Max, s)
+	}
+	c.Empty = c.Max == 0
+	scale := niceCeil(max(c.Max, 1))
+	plotW, plotH := c.W-c.Left-8, c.H-c.Bottom-12
+	bw := plotW / hours
+	for i, s := range sums {
+		h := int(float64(s) / float64(scale) * float64(plotH))
+		if s > 0 && h < 2 {
+			h = 2
+		}
+		hour := start.Add(time.Duration(i) * time.Hour)
+		c.Bars = append(c.Bars, bar{X: c.Left + i*bw + 2, Y: 12 + plotH - h, W: bw - 4, H: h,
+			Title: hour.UTC().Format("15:04") + "–" + hour.Add(time.Hour).UTC().Format("15:04") + " UTC: " + humanBytes(s)})
+		if i%4 == 0 {
+			c.Labels = append(c.Labels, tick{X: c.Left + i*bw + bw/2, Y: c.H - 8, Label: hour.UTC().Format("15:04")})
+		}
+	}
+	for k := 0; k <= 4; k++ {
+		v := scale * int64(k) / 4
+		c.Ticks = append(c.Ticks, tick{X: c.Left - 8, Y: 12 + plotH - plotH*k/4, Label: humanBytes(v)})
+	}
+	return c
+}
+
+// niceCeil rounds n up to 1, 2 or 5 times a power of 1024 or 10 (axis top).
+func niceCeil(n int64) int64 {
+	base := int64(1)
+	for base*1024 <= n && base < 1<<50 {
+		base *= 1024
+	}
+	for _, m := range []int64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1024} {
+		if base*m >= n {
+			return base * m
+		}
+	}
+	return n
+}
