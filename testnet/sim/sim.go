@@ -23,12 +23,15 @@
 //     the pieces a parent holds and nobody fetches (random start, 256-piece
 //     sample, like plan.chooseLocked), pieces announced to children the
 //     moment they are verified (pieces-sync), upload slots as the node's
-//     automatic rule (one per 2 MiB/s, 2..64; a busy parent is asked again
-//     next step), and 4 origin workers fetching the pieces no connected
+//     automatic rule (one per 2 MiB/s, 2..64; a busy parent answers BUSY,
+//     which the node reports as a failed piece, the service blocklists that
+//     parent for the child, and the stream sleeps 100–500 ms), the endgame
+//     hedge (a piece in flight for over 3× the median piece time, at least
+//     2 s, is asked of another parent too), and 4 origin workers fetching the pieces no connected
 //     parent holds once the scheduler says back-to-source.
 //
 // What is not: latency, loss, protocol and crypto overhead, the streaming
-// reader's window, the endgame hedge, the DHT, piece verification failures
+// reader's window, the DHT, piece verification failures
 // and faults (the fault matrix covers those with real nodes), and the
 // scheduler's lock and wire codecs (decisions are timed around the
 // scheduling calls only).
@@ -113,7 +116,9 @@ type Result struct {
 	// that ÷ the number of Schedule and More calls.
 	SchedulerCPU time.Duration `json:"scheduler_cpu_ns"`
 	PerDecision  time.Duration `json:"per_decision_ns"`
-	Wall         time.Duration `json:"wall_ns"`
+	// Busy counts piece requests a parent refused (upload slots full).
+	Busy int           `json:"busy"`
+	Wall time.Duration `json:"wall_ns"`
 	// Trace samples the swarm every 10 simulated seconds.
 	Trace []Sample `json:"trace"`
 }
@@ -125,6 +130,8 @@ type Sample struct {
 	// parent and no origin; Parents is the mean parent count of running peers.
 	Holders, Done, Waiting int
 	Parents                float64
+	// Flows are piece transfers in progress (from the origin: Origin).
+	Flows, Origin int
 	// Rate is the swarm's aggregate download rate (bytes/s) over the last interval.
 	Rate float64
 }
@@ -176,6 +183,8 @@ type host struct {
 	nHave      int
 	rarity     []uint16
 	inflight   []uint8
+	started    []float64 // when the oldest in-flight fetch of a piece began
+	durations  []float64 // recent piece fetch times (for hedging)
 	parents    []*link
 	children   []*link
 	source     bool
@@ -193,7 +202,8 @@ type host struct {
 type link struct {
 	child, parent *host
 	streams, busy int
-	blocked       bool // nothing to pick until the parent or the child changes
+	blocked       bool    // nothing to pick until the parent or the child changes
+	retryAt       float64 // after a busy answer
 }
 
 type flow struct {
@@ -215,6 +225,7 @@ type sim struct {
 	task   *resource.Task
 	hosts  []*host
 	byHost map[*resource.Host]*host
+	order  []int
 	origin int
 	flows  []*flow
 	now    float64
@@ -223,6 +234,7 @@ type sim struct {
 	cpu    time.Duration
 	calls  int
 	dec    map[string]int
+	busy   int
 	gcPol  resource.GCPolicy
 
 	trace          []Sample
@@ -309,7 +321,7 @@ func (s *sim) setup() error {
 	slots := int(min(64, max(2, s.cfg.Up/(2<<20)))) // node.Config.UploadSlots
 	for i := range n {
 		h := &host{idx: i, id: peer.ID(fmt.Sprintf("sim-host-%06d", i)), up: float64(s.cfg.Up), down: float64(s.cfg.Down), slots: slots,
-			have: make([]bool, count), rarity: make([]uint16, count), inflight: make([]uint8, count)}
+			have: make([]bool, count), rarity: make([]uint16, count), inflight: make([]uint8, count), started: make([]float64, count)}
 		h.seed = s.cfg.Seed && i == n-1
 		if !h.seed && s.cfg.Arrival > 0 {
 			h.start = float64(i) / float64(s.cfg.Peers) * s.cfg.Arrival.Seconds()
@@ -472,20 +484,61 @@ func (s *sim) pick(h *host, eligible func(uint32) bool) (uint32, bool) {
 			best, found = n, true
 		}
 	}
-	return best, found
+	if found {
+		return best, true
+	}
+	// Endgame: hedge a long-running fetch of an eligible piece.
+	hedge := hedgeAfter(h.durations)
+	for n := range count {
+		if !h.have[n] && h.inflight[n] == 1 && s.now-h.started[n] > hedge && eligible(n) {
+			return n, true
+		}
+	}
+	return 0, false
 }
 
+// hedgeAfter is plan.hedgeAfterLocked: 3× the median piece time, at least
+// 2 s (10 s before any piece).
+func hedgeAfter(d []float64) float64 {
+	if len(d) == 0 {
+		return 10
+	}
+	c := slices.Clone(d)
+	slices.Sort(c)
+	return max(2, 3*c[len(c)/2])
+}
+
+// startTransfers starts what every idle stream and origin worker can, in
+// a random order of hosts each step (a busy parent answers whoever asks
+// first).
 func (s *sim) startTransfers() {
-	for _, h := range s.hosts {
+	if len(s.order) != len(s.hosts) {
+		s.order = make([]int, len(s.hosts))
+		for i := range s.order {
+			s.order[i] = i
+		}
+	}
+	s.rnd.Shuffle(len(s.order), func(i, j int) { s.order[i], s.order[j] = s.order[j], s.order[i] })
+	for _, i := range s.order {
+		h := s.hosts[i]
 		if !h.registered || h.done || h.failed {
 			continue
 		}
 		for _, l := range h.parents {
-			for !l.blocked && l.busy < l.streams && l.parent.uploads < l.parent.slots {
+			for !l.blocked && l.busy < l.streams && s.now >= l.retryAt {
 				p := l.parent
 				n, ok := s.pick(h, func(n uint32) bool { return p.have[n] })
 				if !ok {
 					l.blocked = true
+					break
+				}
+				if p.uploads >= p.slots {
+					// STATUS_BUSY: the piece fails as temporary, the
+					// service blocklists the parent for this child, the
+					// stream sleeps 100–500 ms.
+					l.retryAt = s.now + 0.1 + 0.4*s.rnd.Float64()
+					s.busy++
+					s.timed(func() { s.pieceFailed(h.rp, p.rp) })
 					break
 				}
 				s.startFlow(l, h, p.idx, n)
@@ -509,6 +562,9 @@ func (s *sim) startFlow(l *link, h *host, from int, n uint32) {
 	if l != nil {
 		l.busy++
 		l.parent.uploads++
+	}
+	if h.inflight[n] == 0 {
+		h.started[n] = s.now
 	}
 	h.inflight[n]++
 	h.downloads++
@@ -607,6 +663,13 @@ func (s *sim) finish(f *flow) {
 	}
 	h.have[f.piece] = true
 	h.nHave++
+	if len(h.durations) >= 64 {
+		h.durations = h.durations[1:]
+	}
+	h.durations = append(h.durations, s.now-f.started)
+	for _, l := range h.parents { // plan.finish broadcasts to every worker
+		l.blocked = false
+	}
 	cost := time.Duration((s.now - f.started) * float64(time.Second))
 	s.timed(func() { s.pieceResult(h.rp, parent, f.piece, cost) })
 	for _, l := range h.children {
@@ -638,6 +701,12 @@ func (s *sim) pieceResult(p, parent *resource.Peer, n uint32, cost time.Duration
 	}
 }
 
+// pieceFailed is the service's piece handler for a failure.
+func (s *sim) pieceFailed(p, parent *resource.Peer) {
+	p.Updated = s.t()
+	p.Block(parent.Host.ID)
+}
+
 // peerDone is the service's done handler for a success.
 func (s *sim) peerDone(p *resource.Peer) {
 	p.Updated = s.t()
@@ -667,10 +736,6 @@ func (s *sim) loop() error {
 	dt := s.cfg.Step.Seconds()
 	nextRound, nextGC, nextSample := 0.0, gcEvery, 0.0
 	for {
-		if s.now >= nextSample {
-			nextSample += 10
-			s.sample()
-		}
 		for _, h := range s.peers() {
 			if !h.registered && h.start <= s.now {
 				s.register(h, false)
@@ -686,6 +751,10 @@ func (s *sim) loop() error {
 		}
 		s.announce()
 		s.startTransfers()
+		if s.now >= nextSample {
+			nextSample += 10
+			s.sample()
+		}
 		s.share()
 		s.now += dt
 		s.advance(dt)
@@ -705,7 +774,12 @@ func (s *sim) loop() error {
 }
 
 func (s *sim) sample() {
-	smp := Sample{T: math.Round(s.now*10) / 10, Rate: (s.received - s.lastBytes) / 10}
+	smp := Sample{T: math.Round(s.now*10) / 10, Rate: (s.received - s.lastBytes) / 10, Flows: len(s.flows)}
+	for _, f := range s.flows {
+		if f.from == s.origin {
+			smp.Origin++
+		}
+	}
 	s.lastBytes = s.received
 	running, parents := 0, 0
 	for _, h := range s.peers() {
@@ -736,7 +810,7 @@ func (c Config) Bound() float64 {
 
 func (s *sim) result() Result {
 	r := Result{Peers: s.cfg.Peers, Size: s.cfg.Size, PieceLength: s.cfg.PieceLength, Pieces: s.layout.PieceCount(),
-		OriginBytes: int64(math.Round(s.originBytes)), Decisions: s.dec, Trace: s.trace, SchedulerCPU: s.cpu, Bound: s.cfg.Bound()}
+		OriginBytes: int64(math.Round(s.originBytes)), Decisions: s.dec, Busy: s.busy, Trace: s.trace, SchedulerCPU: s.cpu, Bound: s.cfg.Bound()}
 	r.OriginRatio = float64(r.OriginBytes) / float64(s.cfg.Size)
 	var times, ups []float64
 	for _, h := range s.peers() {
