@@ -25,10 +25,10 @@ import (
 
 	"github.com/dragonfly-p2p/df/manager/api"
 	"github.com/dragonfly-p2p/df/manager/auth"
-	"github.com/dragonfly-p2p/df/manager/dynclient"
 	"github.com/dragonfly-p2p/df/manager/dynconfig"
 	"github.com/dragonfly-p2p/df/manager/jobs"
 	"github.com/dragonfly-p2p/df/manager/store"
+	"github.com/dragonfly-p2p/df/protocol/dynclient"
 )
 
 // Config is the manager's configuration (YAML keys; unknown keys are errors).

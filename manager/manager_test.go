@@ -17,7 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/dragonfly-p2p/df/manager/dynclient"
+	"github.com/dragonfly-p2p/df/protocol/dynclient"
 	"github.com/dragonfly-p2p/df/protocol/p2p"
 )
 
