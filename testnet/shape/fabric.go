@@ -23,6 +23,7 @@ type Fabric struct {
 	bytes  []atomic.Int64 // [from*groups+to]
 	addrs  sync.Map       // addr.String() → group
 	drops  []atomic.Int64 // [from*groups+to] packets dropped by the shared link's queue
+	cut    []atomic.Bool  // [from*groups+to] partitioned: every packet is dropped
 }
 
 // NewFabric returns a fabric of groups groups whose links between two
@@ -31,7 +32,7 @@ type Fabric struct {
 func NewFabric(groups int, interRate int64) *Fabric {
 	groups = max(groups, 1)
 	f := &Fabric{groups: groups, inter: make([]*Bucket, groups*groups),
-		bytes: make([]atomic.Int64, groups*groups), drops: make([]atomic.Int64, groups*groups)}
+		bytes: make([]atomic.Int64, groups*groups), drops: make([]atomic.Int64, groups*groups), cut: make([]atomic.Bool, groups*groups)}
 	for i := range f.inter {
 		f.inter[i] = NewBucket(interRate)
 	}
@@ -87,12 +88,27 @@ func (f *Fabric) pass(from int, addr net.Addr, n int) bool {
 		return true
 	}
 	k := from*f.groups + to
+	if from != to && f.cut[k].Load() {
+		f.drops[k].Add(1)
+		return false
+	}
 	if from != to && !f.inter[k].WaitUpTo(n, uplinkQueue) {
 		f.drops[k].Add(1)
 		return false
 	}
 	f.bytes[k].Add(int64(n))
 	return true
+}
+
+// Partition cuts the links between groups a and b in both directions
+// (every packet between them is dropped, as a network partition does), or
+// with cut false heals them.
+func (f *Fabric) Partition(a, b int, cut bool) {
+	if a < 0 || b < 0 || a >= f.groups || b >= f.groups || a == b {
+		return
+	}
+	f.cut[a*f.groups+b].Store(cut)
+	f.cut[b*f.groups+a].Store(cut)
 }
 
 // Join puts the link's host in group of f. Call it before ListenUDP.
