@@ -44,10 +44,16 @@ func NewShapedOrigin(link *shape.Link) (*Origin, error) {
 	if link != nil {
 		ln = link.Listener(ln)
 	}
+	return NewOriginOn(ln), nil
+}
+
+// NewOriginOn starts an origin serving on ln (e.g. a listener inside a
+// network namespace).
+func NewOriginOn(ln net.Listener) *Origin {
 	o := &Origin{ln: ln, files: make(map[string]originFile)}
 	o.srv = &http.Server{Handler: o, ReadHeaderTimeout: 10 * time.Second}
 	go o.srv.Serve(ln)
-	return o, nil
+	return o
 }
 
 // Put serves data at path; etag may be empty.

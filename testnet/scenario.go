@@ -70,8 +70,19 @@ type Scenario struct {
 	Baseline bool `yaml:"baseline"`
 	// BitTorrent also runs the same hosts as an aria2 + opentracker swarm
 	// (skipped when they are not installed).
-	BitTorrent bool    `yaml:"bittorrent"`
-	Events     []Event `yaml:"events"`
+	BitTorrent bool `yaml:"bittorrent"`
+	// Backend is where the hosts run: inprocess (default: nodes in this
+	// process, userspace shaping) or netns (dfnode processes, one network
+	// namespace each, tc shaping; root only).
+	Backend string `yaml:"backend"`
+	// IDCs splits the hosts into that many data centres (contiguous
+	// blocks); InterIDC is the shared link between two of them, per
+	// direction (0: unlimited). CompareUnconstrained also runs the same
+	// swarm with an unlimited inter-IDC link.
+	IDCs                 int       `yaml:"idcs"`
+	InterIDC             Bandwidth `yaml:"inter-idc"`
+	CompareUnconstrained bool      `yaml:"compare-unconstrained"`
+	Events               []Event   `yaml:"events"`
 	// Expect are assertions checked after the run.
 	Expect Expect `yaml:"expect"`
 }
@@ -92,6 +103,13 @@ type Expect struct {
 	MaxOriginRatio float64 `yaml:"max-origin-ratio"`
 	// MinEfficiency bounds T_bound / T_last from below (0: not checked).
 	MinEfficiency float64 `yaml:"min-efficiency"`
+	// MinIntraIDCRatio bounds the share of host-to-host bytes that stay
+	// inside their IDC (0: not checked).
+	MinIntraIDCRatio float64 `yaml:"min-intra-idc-ratio"`
+	// MaxConstrainedSlowdown bounds the last host's time with the
+	// inter-IDC constraint over the time without it (needs
+	// compare-unconstrained; 0: not checked).
+	MaxConstrainedSlowdown float64 `yaml:"max-constrained-slowdown"`
 }
 
 // LoadScenario reads a scenario file (strict: unknown keys are errors).
@@ -130,6 +148,20 @@ func (s Scenario) Validate() error {
 	if s.Schedulers < 0 || s.Schedulers > 8 {
 		errs = append(errs, fmt.Errorf("schedulers: %d, want 0..8", s.Schedulers))
 	}
+	switch s.Backend {
+	case "", "inprocess", "netns":
+	default:
+		errs = append(errs, fmt.Errorf("backend: %q, want inprocess or netns", s.Backend))
+	}
+	if s.IDCs < 0 || s.IDCs > 8 || (s.Hosts > 0 && s.IDCs > s.Hosts) {
+		errs = append(errs, fmt.Errorf("idcs: %d, want 0..8 and at most one per host", s.IDCs))
+	}
+	if (s.CompareUnconstrained || s.Expect.MaxConstrainedSlowdown > 0) && s.IDCs < 2 {
+		errs = append(errs, errors.New("compare-unconstrained and max-constrained-slowdown need idcs ≥ 2"))
+	}
+	if s.Expect.MaxConstrainedSlowdown > 0 && !s.CompareUnconstrained {
+		errs = append(errs, errors.New("expect.max-constrained-slowdown needs compare-unconstrained: true"))
+	}
 	for i, e := range s.Events {
 		switch e.Action {
 		case "kill", "restart", "slow", "corrupt":
@@ -150,7 +182,8 @@ func (s Scenario) Validate() error {
 func (s Scenario) Spec() SwarmSpec {
 	return SwarmSpec{Nodes: s.Hosts, Size: int64(s.Size), PieceLength: uint32(s.PieceLength),
 		Up: int64(s.Up), Down: int64(s.Down), OriginUp: int64(s.OriginUp), Latency: s.Latency, Loss: s.Loss,
-		Schedulers: s.Schedulers, Seed: s.Seed, Stagger: s.Stagger, Events: s.Events}
+		Schedulers: s.Schedulers, Seed: s.Seed, Stagger: s.Stagger, Events: s.Events,
+		IDCs: s.IDCs, InterIDC: int64(s.InterIDC), Backend: s.Backend}
 }
 
 // Check applies the scenario's expectations to a result.
@@ -162,5 +195,21 @@ func (s Scenario) Check(r SwarmResult) error {
 	if s.Expect.MinEfficiency > 0 && r.Efficiency < s.Expect.MinEfficiency {
 		errs = append(errs, fmt.Errorf("efficiency %.2f, expected ≥ %.2f", r.Efficiency, s.Expect.MinEfficiency))
 	}
+	if s.Expect.MinIntraIDCRatio > 0 && r.Traffic != nil {
+		for _, idc := range r.Traffic.IDCs {
+			if idc.IntraRatio < s.Expect.MinIntraIDCRatio {
+				errs = append(errs, fmt.Errorf("%s kept %.3f of its host-to-host bytes inside, expected ≥ %.3f", idc.IDC, idc.IntraRatio, s.Expect.MinIntraIDCRatio))
+			}
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// CheckSlowdown applies expect.max-constrained-slowdown to the last
+// host's time with the inter-IDC constraint over the time without it.
+func (s Scenario) CheckSlowdown(slowdown float64) error {
+	if m := s.Expect.MaxConstrainedSlowdown; m > 0 && slowdown > m {
+		return fmt.Errorf("the inter-IDC constraint slowed the last host %.2f×, expected ≤ %.2f×", slowdown, m)
+	}
+	return nil
 }

@@ -43,7 +43,16 @@ type SwarmSpec struct {
 	// NoP2P is the baseline: every host fetches the file from the origin
 	// over HTTP, through the same shaped links, without dragonfly.
 	NoP2P bool
-	Log   *slog.Logger
+	// IDCs splits the hosts into that many data centres (0 or 1: one);
+	// InterIDC is the rate of the shared link between two of them, per
+	// direction (bytes per second, 0: unlimited).
+	IDCs     int
+	InterIDC int64
+	// Backend is "" or "inprocess" (RunSwarm's nodes in this process) or
+	// "netns" (dfnode processes from BinDir, one per network namespace).
+	Backend string
+	BinDir  string
+	Log     *slog.Logger
 }
 
 // SwarmResult is what a swarm run measured.
@@ -67,6 +76,12 @@ type SwarmResult struct {
 	// CPU is the process's user+system CPU time during the run.
 	CPU     time.Duration `json:"cpu_ns"`
 	Elapsed time.Duration `json:"elapsed_ns"`
+	// Traffic is the bytes hosts sent each other, inside and across IDCs.
+	Traffic *Traffic `json:"traffic,omitempty"`
+	// Backend is the back end that ran (inprocess or netns).
+	Backend string `json:"backend"`
+	// Notes are what the back end could not apply (e.g. latency in netns).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Bound returns the Kumar–Ross bound of a swarm.
@@ -104,7 +119,10 @@ func RunSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResult, err
 	if spec.Log == nil {
 		spec.Log = slog.New(slog.DiscardHandler)
 	}
-	res := SwarmResult{Spec: spec, Bound: spec.Bound()}
+	if spec.Backend == BackendNetns {
+		return runNetnsSwarm(ctx, dir, spec)
+	}
+	res := SwarmResult{Spec: spec, Bound: spec.Bound(), Backend: BackendInProcess}
 	data := Payload(int(spec.Size), uint64(spec.Size))
 	want := sha256.Sum256(data)
 	origin, err := NewShapedOrigin(shape.NewLink(shape.Spec{Up: spec.OriginUp, Latency: spec.Latency}))
@@ -115,9 +133,11 @@ func RunSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResult, err
 	origin.Put("/swarm.bin", data, `"swarm"`)
 	url := origin.URL("/swarm.bin")
 
+	fabric := shape.NewFabric(spec.groups(), spec.InterIDC)
 	links := make([]*shape.Link, spec.Nodes)
 	for i := range links {
 		links[i] = shape.NewLink(shape.Spec{Up: spec.Up, Down: spec.Down, Latency: spec.Latency, Loss: spec.Loss})
+		links[i].Join(fabric, spec.IDCOf(i))
 	}
 	corrupt := map[int]bool{}
 	for _, e := range spec.Events {
@@ -138,7 +158,9 @@ func RunSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResult, err
 			WithLinks(func(i int) *shape.Link {
 				if spec.Seed {
 					if i == 0 {
-						return shape.NewLink(shape.Spec{Up: spec.Up, Down: spec.Down, Latency: spec.Latency})
+						l := shape.NewLink(shape.Spec{Up: spec.Up, Down: spec.Down, Latency: spec.Latency})
+						l.Join(fabric, 0)
+						return l
 					}
 					return links[i-1]
 				}
@@ -157,6 +179,13 @@ func RunSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResult, err
 			}),
 			WithConfig(func(i int, cfg *node.Config) {
 				cfg.Seed = spec.Seed && i == 0
+				if spec.IDCs > 1 {
+					h := i
+					if spec.Seed {
+						h = max(i-1, 0)
+					}
+					cfg.Host.IDC = IDCName(spec.IDCOf(h))
+				}
 				cfg.Host.UploadCapacity.Set(fmt.Sprint(spec.Up))
 				if spec.MaxUploads > 0 {
 					cfg.Limits.MaxUploads = spec.MaxUploads
@@ -244,6 +273,9 @@ func RunSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResult, err
 	res.P50, res.P99, res.Last = sorted[len(sorted)/2], sorted[(len(sorted)*99)/100], sorted[len(sorted)-1]
 	res.OriginBytes = origin.BytesServed()
 	res.OriginRatio = float64(res.OriginBytes) / float64(spec.Size)
+	if !spec.NoP2P {
+		res.Traffic = fabricTraffic(spec, fabric)
+	}
 	res.Efficiency = float64(res.Bound) / float64(res.Last)
 	return res, nil
 }
