@@ -20,7 +20,7 @@ func NewCommand() *cobra.Command {
 		Use:   "dftestnet",
 		Short: "Run simulated dragonfly networks: demos, scenarios, benchmarks",
 	}
-	root.AddCommand(newDemoCommand(), newRunCommand(), newSimCommand())
+	root.AddCommand(newDemoCommand(), newRunCommand(), newSimCommand(), newFaultsCommand())
 	return root
 }
 

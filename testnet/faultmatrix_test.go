@@ -1,0 +1,96 @@
+package testnet_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dragonfly-p2p/df/testnet"
+)
+
+func TestLoadFaultScenario(t *testing.T) {
+	paths, err := filepath.Glob("scenarios/faults/*.yaml")
+	if err != nil || len(paths) < 8 {
+		t.Fatalf("fault scenarios: %d, %v", len(paths), err)
+	}
+	for _, p := range paths {
+		if _, err := testnet.LoadFaultScenario(p); err != nil {
+			t.Error(err)
+		}
+	}
+	base := testnet.FaultScenario{Name: "x", Hosts: 4, Size: 1 << 20, Schedulers: 1}
+	for name, tt := range map[string]struct {
+		ev   testnet.FaultEvent
+		want string
+	}{
+		"unknown action":    {testnet.FaultEvent{Action: "explode"}, "unknown action"},
+		"host out of range": {testnet.FaultEvent{Action: "kill", Host: 4}, "host 4"},
+		"quota too large":   {testnet.FaultEvent{Action: "disk-full", Quota: 2 << 20}, "quota"},
+		"empty partition":   {testnet.FaultEvent{Action: "partition"}, "partition hosts"},
+		"whole partition":   {testnet.FaultEvent{Action: "partition", Hosts: []int{0, 1, 2, 3}}, "not all"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			sc := base
+			sc.Events = []testnet.FaultEvent{tt.ev}
+			if err := sc.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one mentioning %q", err, tt.want)
+			}
+		})
+	}
+	noSched := base
+	noSched.Schedulers = 0
+	noSched.Events = []testnet.FaultEvent{{Action: "kill-owner"}}
+	if err := noSched.Validate(); err == nil {
+		t.Fatal("kill-owner without schedulers accepted")
+	}
+}
+
+// TestFaultMatrix runs every scenario of testnet/scenarios/faults (8 hosts
+// at most, 8 MiB, about 10 s each) and applies the matrix's assertions:
+// surviving hosts hold byte-identical, verified content (delivered and
+// stored), honest hosts served nothing unverified, a lying peer's pieces
+// were rejected, a restarted host resumed, a full disk failed its download
+// with ENOSPC. DF_FAULTS=name,name runs some only.
+func TestFaultMatrix(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs shaped swarms with faults")
+	}
+	paths, err := filepath.Glob("scenarios/faults/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	only := os.Getenv("DF_FAULTS")
+	for _, p := range paths {
+		name := strings.TrimSuffix(filepath.Base(p), ".yaml")
+		if only != "" && !strings.Contains(","+only+",", ","+name+",") {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			sc, err := testnet.LoadFaultScenario(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if name == "disk-full" && os.Geteuid() != 0 {
+				t.Skip("needs root for a tmpfs")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			res, err := testnet.RunFaultScenario(ctx, t.TempDir(), sc, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range res.Hosts {
+				t.Logf("host %d: %s in %v (peers %d B, origin %d B, kept %d) %s", h.Host, h.Status, h.Duration.Round(time.Millisecond),
+					h.FromPeers, h.FromSource, h.KeptPieces, h.Error)
+			}
+			t.Logf("origin %.2f×, served %d pieces, unverified served %d, rejected %d, %v", res.OriginRatio, res.Served,
+				res.UnverifiedServed, res.Rejected, res.Elapsed.Round(time.Millisecond))
+			if err := res.Err(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
