@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dragonfly-p2p/df/manager/store"
@@ -387,7 +388,9 @@ func (q *Queue) preheat(ctx context.Context, j store.Job) error {
 		}
 		set(func(b *store.BlobProgress) { b.State, b.Error = store.JobRunning, "" })
 		var last time.Time
+		var latest atomic.Int64 // the final count is kept even when the throttle skipped it
 		err := q.exec.Preheat(ctx, p.Cluster, Blob{URL: p.URL, Digest: p.Digest, Size: p.Size, Headers: a.Headers}, func(done int64) {
+			latest.Store(done)
 			if time.Since(last) > 200*time.Millisecond {
 				last = time.Now()
 				set(func(b *store.BlobProgress) { b.Done = done })
@@ -405,6 +408,8 @@ func (q *Queue) preheat(ctx context.Context, j store.Job) error {
 			b.State = store.JobSucceeded
 			if b.Size > 0 {
 				b.Done = b.Size
+			} else {
+				b.Done = latest.Load() // URL of unknown size: what was fetched
 			}
 		})
 	}

@@ -350,3 +350,32 @@ func containsURL(bs []Blob, u string) bool {
 	}
 	return false
 }
+
+// progressExec reports many progress steps faster than the queue persists
+// them, as a real download does.
+type progressExec struct{ execFunc }
+
+func (e *progressExec) Preheat(ctx context.Context, cluster string, b Blob, progress func(int64)) error {
+	for i := int64(1); i <= 1000; i++ {
+		progress(i * 4096)
+	}
+	return nil
+}
+
+func TestFinalProgressOfUnknownSizeRecorded(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "m.db"))
+	defer st.Close()
+	st.PutCluster(store.Cluster{Name: "c"}, true)
+	q := New(st, &progressExec{}, nil, NewGuard(nil), WithPoll(10*time.Millisecond))
+	j, err := q.Submit(context.Background(), store.JobPreheat, json.RawMessage(`{"urls":["https://93.184.216.34/a"]}`), nil, "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go q.Run(ctx)
+	got := waitJob(t, st, j.ID, func(j store.Job) bool { return j.State == store.JobSucceeded })
+	if d := got.Progress[0].Done; d != 1000*4096 {
+		t.Fatalf("done %d, want %d (the last progress report)", d, 1000*4096)
+	}
+}
