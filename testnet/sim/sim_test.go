@@ -3,6 +3,7 @@ package sim_test
 import (
 	"errors"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -32,9 +33,12 @@ func TestSmallSwarm(t *testing.T) {
 	}
 }
 
+// TestScaleTargets checks the targets (origin ≤ 1.1 × the size,
+// no parent above 2 × the mean upload) at 1,000 peers; DF_SIM_LARGE=1
+// runs it (about a minute: a target check, not a unit test).
 func TestScaleTargets(t *testing.T) {
-	if testing.Short() && os.Getenv("DF_SIM_LARGE") == "" {
-		t.Skip("1,000 peers")
+	if os.Getenv("DF_SIM_LARGE") == "" {
+		t.Skip("DF_SIM_LARGE=1 runs 1,000 simulated peers")
 	}
 	cfg := sim.Config{Peers: 1000, Size: 256 * int64(units.MiB), Up: mbit25, Down: mbit25, OriginUp: mbit25, RandSeed: 2}
 	res, err := sim.Run(cfg)
@@ -68,4 +72,29 @@ func TestUnfinished(t *testing.T) {
 	if _, err := sim.Run(cfg); !errors.Is(err, sim.ErrUnfinished) {
 		t.Fatalf("err = %v, want ErrUnfinished", err)
 	}
+}
+
+// BenchmarkSim simulates DF_SIM_PEERS peers (default 1,000) sharing
+// DF_SIM_MIB MiB (default 256) at 25 Mbit/s and reports the scheduler's
+// time per decision and the run's figures as metrics.
+func BenchmarkSim(b *testing.B) {
+	peers, mib := envInt("DF_SIM_PEERS", 1000), envInt("DF_SIM_MIB", 256)
+	for b.Loop() {
+		res, err := sim.Run(sim.Config{Peers: peers, Size: int64(mib) * int64(units.MiB), Up: mbit25, Down: mbit25, OriginUp: mbit25, RandSeed: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(res.PerDecision.Nanoseconds()), "ns/decision")
+		b.ReportMetric(res.SchedulerCPU.Seconds(), "sched-s")
+		b.ReportMetric(res.OriginRatio, "origin-ratio")
+		b.ReportMetric(res.UploadMaxOverMean, "upload-max/mean")
+		b.ReportMetric(res.Efficiency, "efficiency")
+	}
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
 }
