@@ -274,6 +274,7 @@ func New(cfg Config, opts ...Option) (_ *Node, err error) {
 		download.WithOrigin(origin),
 		download.WithRegisterer(o.reg),
 		download.WithConfig(dlConfig),
+		download.WithOriginPieces(n.up),
 	}, dlOpts...)...)
 	if cfg.Seed {
 		// Seed peers carry out the manager's preheat, stat and delete jobs

@@ -67,6 +67,12 @@ type Origin interface {
 	Revalidate(ctx context.Context, req source.Request, etag, lastModified string) (bool, source.Meta, error)
 }
 
+// OriginPieces is told about every piece this node fetched from the origin
+// (the upload service announces such pieces to one child first).
+type OriginPieces interface {
+	FromOrigin(id protocol.TaskID, n uint32)
+}
+
 // SourceRequest is a task's origin.
 type SourceRequest struct {
 	URL    string
@@ -158,6 +164,7 @@ type Downloader struct {
 	metrics  *metrics
 	bad      *badPeers
 	sched    Scheduler
+	fresh    OriginPieces
 
 	mu   sync.Mutex
 	jobs map[protocol.TaskID]*Job
@@ -171,6 +178,7 @@ type options struct {
 	cfg    Config
 	origin Origin
 	sched  Scheduler
+	fresh  OriginPieces
 }
 
 // Option configures New.
@@ -195,6 +203,9 @@ func WithOrigin(src Origin) Option { return func(o *options) { o.origin = src } 
 // to the DHT when no scheduler answers).
 func WithScheduler(s Scheduler) Option { return func(o *options) { o.sched = s } }
 
+// WithOriginPieces reports the pieces fetched from the origin to f.
+func WithOriginPieces(f OriginPieces) Option { return func(o *options) { o.fresh = f } }
+
 // New returns a downloader. h must be the admission-gated host.
 func New(h host.Host, store Store, finder Finder, announce Announcer, opts ...Option) *Downloader {
 	o := options{log: slog.New(slog.DiscardHandler)}
@@ -203,7 +214,7 @@ func New(h host.Host, store Store, finder Finder, announce Announcer, opts ...Op
 	}
 	o.cfg.setDefaults()
 	d := &Downloader{
-		host: h, store: store, finder: finder, announce: announce, origin: o.origin, sched: o.sched,
+		host: h, store: store, finder: finder, announce: announce, origin: o.origin, sched: o.sched, fresh: o.fresh,
 		cfg: o.cfg, log: o.log, limit: o.limit, metrics: newMetrics(), bad: newBadPeers(),
 		jobs: make(map[protocol.TaskID]*Job),
 		ctx:  context.Background(),

@@ -133,6 +133,13 @@ func (j *Job) followScheduler(ctx context.Context, sess SchedSession) {
 		if d.BackToSource {
 			j.allowSource(ctx)
 		}
+		if len(d.Parents) > 0 || d.BackToSource {
+			ids := make([]peer.ID, len(d.Parents))
+			for i, c := range d.Parents {
+				ids[i] = c.Peer.ID
+			}
+			j.log().Debug("scheduler decision", "parents", ids, "back_to_source", d.BackToSource)
+		}
 		var maxW uint32
 		for _, c := range d.Parents {
 			maxW = max(maxW, c.Weight)

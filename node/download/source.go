@@ -60,6 +60,7 @@ func (j *Job) sourceWorker(ctx context.Context) error {
 		d, err := j.fetchFromSource(ctx, n)
 		j.plan.finish(n, err == nil, d, time.Since(start))
 		if err == nil {
+			j.fromOrigin(n)
 			j.reportPiece(n, "", true, d, time.Since(start), false)
 			failures = 0
 			j.notifyProgress()
@@ -143,7 +144,15 @@ func (j *Job) sourceWhole(ctx context.Context) {
 			return
 		}
 		j.plan.markHave(n, d)
+		j.fromOrigin(n)
 		j.notifyProgress()
+	}
+}
+
+// fromOrigin reports a piece fetched from the origin.
+func (j *Job) fromOrigin(n uint32) {
+	if j.d.fresh != nil {
+		j.d.fresh.FromOrigin(j.req.ID, n)
 	}
 }
 

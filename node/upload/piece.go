@@ -117,12 +117,13 @@ func (s *Server) sendPiece(ctx context.Context, st network.Stream, task storage.
 	if err != nil {
 		return boolErr(s.reply(st, notFound(n, err)))
 	}
-	select {
-	case s.slots <- struct{}{}:
-	default:
+	id := task.Info().ID
+	s.seed.requested(id, n, st.Conn().RemotePeer())
+	if !s.slots.acquire(ctx, pieceKey{id, n}, s.wait) {
 		return boolErr(s.reply(st, &pb.PieceResponse{Status: pb.Status_STATUS_BUSY, Number: n, Message: "upload slots full"}))
 	}
-	defer func() { <-s.slots }()
+	defer s.slots.release()
+	s.seed.sending(id, n)
 
 	s.metrics.pieces.WithLabelValues(pb.Status_STATUS_OK.String()).Inc()
 	_ = st.SetWriteDeadline(time.Now().Add(15*time.Second + time.Duration(length)*time.Second/minUploadRate))

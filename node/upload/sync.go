@@ -63,34 +63,77 @@ func (s *Server) HandleSync(st network.Stream) {
 	if !s.send(st, &pb.SyncMessage{Body: &pb.SyncMessage_Header{Header: h}}) {
 		return
 	}
+	remote := st.Conn().RemotePeer()
+	unsubscribe := s.seed.subscribe(id, remote)
+	defer unsubscribe()
 	cursor := 0
+	var held []protocol.PieceInfo // verified pieces not announced to this peer yet (super-seeding)
 	for {
 		changed := task.Changed() // before reading, so no change is missed
 		var pieces []protocol.PieceInfo
 		pieces, cursor = task.Pieces(cursor)
-		for len(pieces) > 0 {
-			n := min(len(pieces), protocol.MaxSyncPieces)
+		info := task.Info()
+		if info.Complete {
+			s.seed.forget(id)
+		}
+		var (
+			wake    <-chan struct{}
+			recheck time.Time
+		)
+		pieces, held = append(held, pieces...), nil
+		out := make([]protocol.PieceInfo, 0, len(pieces))
+		for _, p := range pieces {
+			ok, w, r := true, (<-chan struct{})(nil), time.Time{}
+			if !info.Complete {
+				ok, w, r = s.seed.visible(id, p.Number, remote)
+			}
+			if ok {
+				out = append(out, p)
+				continue
+			}
+			held = append(held, p)
+			if w != nil {
+				wake = w
+			}
+			if !r.IsZero() && (recheck.IsZero() || r.Before(recheck)) {
+				recheck = r
+			}
+		}
+		for len(out) > 0 {
+			n := min(len(out), protocol.MaxSyncPieces)
 			set := &pb.PieceSet{Pieces: make([]*pb.PieceInfo, n)}
-			for i, p := range pieces[:n] {
+			for i, p := range out[:n] {
 				set.Pieces[i] = &pb.PieceInfo{Number: p.Number, Digest: p.Digest[:]}
 			}
 			if !s.send(st, &pb.SyncMessage{Body: &pb.SyncMessage_Pieces{Pieces: set}}) {
 				return
 			}
-			pieces = pieces[n:]
+			out = out[n:]
 		}
-		info := task.Info()
 		if int(info.VerifiedPieces) < cursor { // pieces discarded (failed whole-content check)
 			s.send(st, &pb.SyncMessage{Body: &pb.SyncMessage_End{End: &pb.SyncEnd{Status: pb.Status_STATUS_INTERNAL, Message: "task reset"}}})
 			return
 		}
-		if info.Complete && int(info.VerifiedPieces) <= cursor {
+		if info.Complete && int(info.VerifiedPieces) <= cursor && len(held) == 0 {
 			s.send(st, &pb.SyncMessage{Body: &pb.SyncMessage_End{End: &pb.SyncEnd{Status: pb.Status_STATUS_OK}}})
 			return
 		}
+		var timer *time.Timer
+		var fire <-chan time.Time
+		if !recheck.IsZero() {
+			timer = time.NewTimer(max(time.Until(recheck), 10*time.Millisecond))
+			fire = timer.C
+		}
 		select {
 		case <-changed:
+		case <-wake:
+		case <-fire:
 		case <-ctx.Done():
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil {
 			return
 		}
 		if task.Err() != nil { // deleted meanwhile

@@ -29,6 +29,9 @@ const (
 	DefaultMaxConcurrent = 64
 	// DefaultIdleTimeout closes a piece stream with no request for this long.
 	DefaultIdleTimeout = time.Minute
+	// DefaultQueueWait is how long a piece request waits for an upload slot
+	// before it is answered BUSY.
+	DefaultQueueWait = 2 * time.Second
 	// minUploadRate sets the write deadline of a piece: 15 s plus its length
 	// at this rate. A reader slower than that loses the stream (and frees the
 	// upload slot).
@@ -40,10 +43,12 @@ type Server struct {
 	store   Store
 	log     *slog.Logger
 	limit   *ratelimit.Limiter
-	slots   chan struct{}
+	slots   *slotQueue
+	wait    time.Duration
 	idle    time.Duration
 	metrics *metrics
 	sent    atomic.Int64
+	seed    *superSeed
 }
 
 type options struct {
@@ -51,6 +56,7 @@ type options struct {
 	limit *ratelimit.Limiter
 	max   int
 	idle  time.Duration
+	wait  time.Duration
 	reg   prometheus.Registerer
 }
 
@@ -64,8 +70,13 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 func WithRateLimit(l *ratelimit.Limiter) Option { return func(o *options) { o.limit = l } }
 
 // WithMaxConcurrent bounds pieces being uploaded at once; requests beyond it
-// are answered BUSY so the requester goes to another parent.
+// wait for a slot (see WithQueueWait), the pieces sent fewest times first.
 func WithMaxConcurrent(n int) Option { return func(o *options) { o.max = n } }
+
+// WithQueueWait sets how long a request waits for an upload slot before it
+// is answered BUSY so the requester goes to another parent (default 2 s;
+// 0 or less: answer BUSY at once).
+func WithQueueWait(d time.Duration) Option { return func(o *options) { o.wait = d } }
 
 // WithIdleTimeout sets how long a piece stream may sit without a request.
 func WithIdleTimeout(d time.Duration) Option { return func(o *options) { o.idle = d } }
@@ -75,7 +86,7 @@ func WithRegisterer(reg prometheus.Registerer) Option { return func(o *options) 
 
 // New returns an upload service over store.
 func New(store Store, opts ...Option) *Server {
-	o := options{log: slog.New(slog.DiscardHandler), max: DefaultMaxConcurrent, idle: DefaultIdleTimeout}
+	o := options{log: slog.New(slog.DiscardHandler), max: DefaultMaxConcurrent, idle: DefaultIdleTimeout, wait: DefaultQueueWait}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -83,9 +94,11 @@ func New(store Store, opts ...Option) *Server {
 		store:   store,
 		log:     o.log,
 		limit:   o.limit,
-		slots:   make(chan struct{}, o.max),
+		slots:   newSlotQueue(o.max),
+		wait:    o.wait,
 		idle:    o.idle,
 		metrics: newMetrics(),
+		seed:    newSuperSeed(),
 	}
 	if o.reg != nil {
 		s.metrics.register(o.reg)
@@ -100,14 +113,22 @@ func (s *Server) Register(h host.Host) {
 	h.SetStreamHandler(protocol.PiecesSyncID, s.HandleSync)
 }
 
+// FromOrigin tells the server that this node fetched piece n of task id
+// from the origin: nobody else holds it yet, so it is announced to one
+// child first (super-seeding; see superseed.go).
+func (s *Server) FromOrigin(id protocol.TaskID, n uint32) { s.seed.fromOrigin(id, n) }
+
 // BytesSent is the piece bytes uploaded so far.
 func (s *Server) BytesSent() int64 { return s.sent.Load() }
 
 // MaxConcurrent is the number of upload slots.
-func (s *Server) MaxConcurrent() int { return cap(s.slots) }
+func (s *Server) MaxConcurrent() int { return s.slots.size }
 
 // InFlight reports pieces being uploaded right now.
-func (s *Server) InFlight() int { return len(s.slots) }
+func (s *Server) InFlight() int { return s.slots.inFlight() }
+
+// Waiting reports piece requests waiting for an upload slot.
+func (s *Server) Waiting() int { return s.slots.waiting() }
 
 type metrics struct {
 	bytes  prometheus.Counter

@@ -55,6 +55,14 @@ type Config struct {
 	// parents trade distinct pieces and cannot deadlock, and the swarm
 	// benchmarks finish 15–30 % sooner with trading in both directions.
 	Acyclic bool `yaml:"acyclic"`
+	// ChildrenPerSlot is how many children one upload slot of a parent may
+	// be booked for before the parent is left out (default 4). A slot
+	// serves one piece at a time, not one child: children ask several
+	// parents and take whichever has a slot free, so a parent with 2 slots
+	// that could only be given to 2 children would leave the swarm a thin
+	// tree in which the host fetching from the origin sends every piece
+	// twice.
+	ChildrenPerSlot int `yaml:"children-per-slot"`
 }
 
 // WithDefaults fills unset fields.
@@ -64,11 +72,12 @@ func (c Config) WithDefaults() Config {
 			*v = d
 		}
 	}
-	def(&c.CandidateLimit, 4)
+	def(&c.CandidateLimit, 16)
 	def(&c.SampleLimit, 40)
 	def(&c.BackToSourceBudget, 3)
 	def(&c.RetryBackToSourceLimit, 4)
 	def(&c.RetryLimit, 10)
+	def(&c.ChildrenPerSlot, 4)
 	if c.SeedTimeout <= 0 {
 		c.SeedTimeout = 10 * time.Second
 	}
@@ -341,7 +350,7 @@ func (s *Scheduler) usable(child, parent *resource.Peer) bool {
 		return false // never announced: no address to give
 	case child.Blocked(parent.Host.ID):
 		return false
-	case parent.Host.FreeSlots() == 0:
+	case s.saturated(parent.Host):
 		return false
 	case s.eval.IsBadParent(parent):
 		return false
@@ -352,6 +361,16 @@ func (s *Scheduler) usable(child, parent *resource.Peer) bool {
 		return false
 	}
 	return true
+}
+
+// saturated reports whether h's upload slots are booked for as many
+// children as they can serve in turn (uploads in flight count too).
+func (s *Scheduler) saturated(h *resource.Host) bool {
+	if h.Info.MaxUploads == 0 {
+		return false
+	}
+	used := int(h.Info.InFlight) + int(h.BookedUploads)
+	return used >= s.cfg.ChildrenPerSlot*int(h.Info.MaxUploads)
 }
 
 // parents samples, filters and ranks candidate parents for child, books
