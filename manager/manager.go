@@ -21,14 +21,18 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dragonfly-p2p/df/manager/api"
 	"github.com/dragonfly-p2p/df/manager/auth"
 	"github.com/dragonfly-p2p/df/manager/dynconfig"
 	"github.com/dragonfly-p2p/df/manager/jobs"
+	"github.com/dragonfly-p2p/df/manager/p2pexec"
 	"github.com/dragonfly-p2p/df/manager/store"
+	"github.com/dragonfly-p2p/df/protocol/admission"
 	"github.com/dragonfly-p2p/df/protocol/dynclient"
+	"github.com/dragonfly-p2p/df/protocol/p2p"
 )
 
 // Config is the manager's configuration (YAML keys; unknown keys are errors).
@@ -43,6 +47,13 @@ type Config struct {
 	InstanceTTL  time.Duration `yaml:"instance_ttl"`
 	BcryptCost   int           `yaml:"bcrypt_cost"`
 	PreheatAllow []string      `yaml:"preheat_allow"` // CIDRs preheat may reach despite SSRF rules
+	// PreheatPlainHTTP lets image preheat talk plain HTTP to registries (labs, tests).
+	PreheatPlainHTTP bool `yaml:"preheat_plain_http"`
+	// ClusterSecretFile enables jobs: the manager joins the cluster as an
+	// admitted libp2p host and has seed peers carry jobs out.
+	ClusterSecretFile string `yaml:"cluster_secret_file"`
+	// P2PListen are the manager's libp2p listen multiaddrs.
+	P2PListen []string `yaml:"p2p_listen"`
 }
 
 // DefaultConfig returns the defaults.
@@ -53,6 +64,7 @@ func DefaultConfig() Config {
 		SessionTTL:  12 * time.Hour,
 		InstanceTTL: time.Minute,
 		BcryptCost:  auth.DefaultBcryptCost,
+		P2PListen:   []string{"/ip4/0.0.0.0/udp/0/quic-v1", "/ip4/0.0.0.0/tcp/0"},
 	}
 }
 
@@ -85,6 +97,11 @@ func (c *Config) Validate() error {
 	if c.BcryptCost < 10 || c.BcryptCost > 15 {
 		return bad("bcrypt_cost must be 10..15")
 	}
+	for _, a := range c.P2PListen {
+		if _, err := ma.NewMultiaddr(a); err != nil {
+			return bad("p2p_listen %q: %v", a, err)
+		}
+	}
 	for _, p := range c.PreheatAllow {
 		if _, err := netip.ParsePrefix(p); err != nil {
 			return bad("preheat_allow %q: %v", p, err)
@@ -107,7 +124,10 @@ type Manager struct {
 	exec    jobs.Executor
 	reg     prometheus.Registerer
 	queue   *jobs.Queue
+	p2p     *p2pexec.Executor
 	extra   []runner
+	secret  []byte
+	p2pOpts []p2p.Option
 
 	mu    sync.Mutex
 	addr  string
@@ -142,6 +162,15 @@ func WithPubSub(ps *pubsub.PubSub) Option { return func(m *Manager) { m.ps = ps 
 // out on the seed peers. Without one, POST /api/v1/jobs answers 503.
 func WithExecutor(ex jobs.Executor) Option { return func(m *Manager) { m.exec = ex } }
 
+// WithClusterSecret gives the cluster secret directly instead of reading
+// cluster_secret_file (testnet): the manager starts its libp2p executor.
+func WithClusterSecret(s []byte) Option { return func(m *Manager) { m.secret = s } }
+
+// WithP2POptions adds libp2p host options to the executor's host (testnet limits).
+func WithP2POptions(opts ...p2p.Option) Option {
+	return func(m *Manager) { m.p2pOpts = append(m.p2pOpts, opts...) }
+}
+
 // WithRegisterer registers the manager's metrics with reg.
 func WithRegisterer(reg prometheus.Registerer) Option { return func(m *Manager) { m.reg = reg } }
 
@@ -165,12 +194,48 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 		return nil, err
 	}
 	m.st = st
+	if err := m.startExecutor(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	if err := m.init(); err != nil {
+		if m.p2p != nil {
+			m.p2p.Close()
+		}
 		st.Close()
 		return nil, err
 	}
 	return m, nil
 }
+
+// startExecutor starts the libp2p executor when a cluster secret is
+// configured and no executor was given.
+func (m *Manager) startExecutor() error {
+	if m.secret == nil && m.cfg.ClusterSecretFile != "" {
+		s, err := admission.ReadSecretFile(m.cfg.ClusterSecretFile)
+		if err != nil {
+			return fmt.Errorf("manager: cluster secret: %w", err)
+		}
+		m.secret = s
+	}
+	if m.secret == nil || m.exec != nil {
+		return nil
+	}
+	ex, err := p2pexec.New(m.cfg.DataDir, m.secret, directory{m}, p2pexec.WithLogger(m.log.With("component", "p2pexec")),
+		p2pexec.WithRegisterer(m.reg), p2pexec.WithHostOptions(append([]p2p.Option{p2p.WithListen(m.cfg.P2PListen...)}, m.p2pOpts...)...))
+	if err != nil {
+		return fmt.Errorf("manager: %w", err)
+	}
+	m.p2p, m.exec = ex, ex
+	if m.ps == nil {
+		m.ps = ex.PubSub()
+	}
+	m.extra = append(m.extra, ex)
+	return nil
+}
+
+// P2P returns the libp2p executor (nil without a cluster secret).
+func (m *Manager) P2P() *p2pexec.Executor { return m.p2p }
 
 func (m *Manager) init() error {
 	pw, created, err := api.EnsureRoot(m.st, m.cost)
@@ -197,7 +262,7 @@ func (m *Manager) init() error {
 			allow = append(allow, netip.MustParsePrefix(p)) // checked by Validate
 		}
 		guard := jobs.NewGuard(allow)
-		m.queue = jobs.New(m.st, m.exec, jobs.NewImageResolver(guard, false), guard, jobs.WithLogger(m.log))
+		m.queue = jobs.New(m.st, m.exec, jobs.NewImageResolver(guard, m.cfg.PreheatPlainHTTP), guard, jobs.WithLogger(m.log))
 		opts = append(opts, api.WithJobs(m.queue))
 		m.extra = append(m.extra, m.queue)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
@@ -35,6 +36,9 @@ type Config struct {
 	// Schedulers are full multiaddrs (…/p2p/<peer ID>) of the cluster's
 	// schedulers; empty: peers are found through the DHT alone.
 	Schedulers []string `yaml:"schedulers"`
+	// Manager makes the node follow a manager: its schedulers (the ring)
+	// and seed peers come from there; Schedulers stay the fallback.
+	Manager ManagerConfig `yaml:"manager"`
 
 	Host     HostConfig     `yaml:"host"`
 	Storage  StorageConfig  `yaml:"storage"`
@@ -43,6 +47,18 @@ type Config struct {
 	Download DownloadConfig `yaml:"download"`
 	DHT      DHTConfig      `yaml:"dht"`
 	Mirror   MirrorConfig   `yaml:"mirror"`
+}
+
+// ManagerConfig connects the node to a manager (docs/manager.md).
+type ManagerConfig struct {
+	// URL is the manager's base URL (http or https); empty: no manager.
+	URL string `yaml:"url"`
+	// TokenFile holds a personal access token with the cluster scope.
+	TokenFile string `yaml:"token-file"`
+	// PullInterval is how often the config is pulled without a push.
+	PullInterval time.Duration `yaml:"pull-interval"`
+	// KeepaliveInterval is how often a seed peer tells the manager it is up.
+	KeepaliveInterval time.Duration `yaml:"keepalive-interval"`
 }
 
 // MirrorConfig enables the OCI registry mirror containerd and Docker pull
@@ -123,6 +139,7 @@ func DefaultConfig() Config {
 			c.DefaultRegistry = "" // docker.io when configured, else none: follows the registries
 			return c
 		}()},
+		Manager: ManagerConfig{PullInterval: time.Minute, KeepaliveInterval: 15 * time.Second},
 		DHT: DHTConfig{
 			ReprovideInterval: time.Hour,
 			ProvideValidity:   3 * time.Hour,
@@ -203,6 +220,17 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxUploads < 0 || c.Limits.MaxUploads > 100_000 {
 		errs = append(errs, errors.New("max-uploads must be between 0 (automatic) and 100000"))
+	}
+	if c.Manager.URL != "" {
+		if u, err := url.Parse(c.Manager.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("manager url %q: want http(s)://host:port", c.Manager.URL))
+		}
+		if c.Manager.TokenFile == "" {
+			errs = append(errs, errors.New("manager token-file is required with a manager url (create a token with the cluster scope: POST /api/v1/tokens)"))
+		}
+		if c.Manager.PullInterval < time.Second || c.Manager.KeepaliveInterval < time.Second {
+			errs = append(errs, errors.New("manager pull-interval and keepalive-interval must be at least 1s"))
+		}
 	}
 	if c.DHT.ReprovideInterval <= 0 || c.DHT.ProvideValidity < 2*c.DHT.ReprovideInterval {
 		errs = append(errs, errors.New("dht provide-validity must be at least twice reprovide-interval"))

@@ -60,7 +60,8 @@ type Node struct {
 	dl     *download.Downloader
 	origin *source.Client
 	apiSrv *api.Server
-	sched  *schedclient.Client // nil without schedulers
+	sched  *schedclient.Client // nil without schedulers and manager
+	mgr    *managed            // nil without a manager
 	mirror *mirror.Mirror      // nil unless enabled
 	mirLn  net.Listener
 	upRate *rateMeter
@@ -231,7 +232,7 @@ func New(cfg Config, opts ...Option) (_ *Node, err error) {
 		return nil, err
 	}
 	var dlOpts []download.Option
-	if len(scheds) > 0 {
+	if len(scheds) > 0 || cfg.Manager.URL != "" {
 		if n.sched, err = schedclient.New(n.gated, scheds, n.hostAnnounce,
 			schedclient.WithLogger(o.log.With("component", "schedclient")),
 			schedclient.WithTriggerHandler(n.seedTriggered)); err != nil {
@@ -276,6 +277,15 @@ func New(cfg Config, opts ...Option) (_ *Node, err error) {
 		download.WithConfig(dlConfig),
 		download.WithOriginPieces(n.up),
 	}, dlOpts...)...)
+	if cfg.Manager.URL != "" {
+		if n.mgr, err = newManaged(n); err != nil {
+			return nil, err
+		}
+		// Start on the last good config when there is one: the manager may be down.
+		if err := n.mgr.dyn.LoadCache(); err != nil && !errors.Is(err, os.ErrNotExist) {
+			n.log.Warn("ignoring an unreadable manager config cache", "err", err)
+		}
+	}
 	if cfg.Seed {
 		// Seed peers carry out the manager's preheat, stat and delete jobs
 		// (docs/manager.md "Jobs"); other nodes do not serve the protocol.
@@ -334,6 +344,9 @@ func (n *Node) Run(ctx context.Context) error {
 	g.Go(func() error { return n.followTaskDeletes(gctx) })
 	if n.sched != nil {
 		g.Go(func() error { return n.sched.Run(gctx) })
+	}
+	if n.mgr != nil {
+		g.Go(func() error { return n.mgr.run(gctx) })
 	}
 	if n.mirror != nil {
 		g.Go(func() error { return n.mirror.Serve(gctx, n.mirLn) })

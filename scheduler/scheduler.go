@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,6 +56,23 @@ type Config struct {
 	GC         GCConfig          `yaml:"gc"`
 	// ProbeInterval is how often hosts are asked to measure RTTs.
 	ProbeInterval time.Duration `yaml:"probe-interval"`
+	// Manager registers the scheduler with a manager (keepalive) and
+	// keeps its config (applications) from there; off when URL is empty.
+	Manager ManagerConfig `yaml:"manager"`
+}
+
+// ManagerConfig connects the scheduler to a manager (docs/manager.md).
+type ManagerConfig struct {
+	// URL is the manager's base URL (http or https).
+	URL string `yaml:"url"`
+	// TokenFile holds a personal access token with the cluster scope.
+	TokenFile string `yaml:"token-file"`
+	// Cluster is the scheduler cluster this scheduler belongs to.
+	Cluster string `yaml:"cluster"`
+	// PullInterval is how often the config is pulled without a push.
+	PullInterval time.Duration `yaml:"pull-interval"`
+	// KeepaliveInterval is how often the scheduler tells the manager it is up.
+	KeepaliveInterval time.Duration `yaml:"keepalive-interval"`
 }
 
 // LimitsConfig bounds the scheduler's state.
@@ -85,6 +103,7 @@ func DefaultConfig() Config {
 		Limits:        LimitsConfig{MaxHosts: 100_000, MaxTasksPerHost: 1024, MaxPeersPerTask: 50_000},
 		GC:            GCConfig{Interval: 10 * time.Second, HostTTL: gc.HostTTL, PieceDownloadTimeout: gc.PieceDownloadTimeout, PeerTTL: gc.PeerTTL, TaskTTL: gc.TaskTTL},
 		ProbeInterval: 30 * time.Second,
+		Manager:       ManagerConfig{PullInterval: time.Minute, KeepaliveInterval: 15 * time.Second},
 	}
 }
 
@@ -117,6 +136,17 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: %v is negative", name, v))
 		}
 	}
+	if c.Manager.URL != "" {
+		if u, err := url.Parse(c.Manager.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("manager url %q: want http(s)://host:port", c.Manager.URL))
+		}
+		if c.Manager.TokenFile == "" || c.Manager.Cluster == "" {
+			errs = append(errs, errors.New("manager token-file and cluster are required with a manager url"))
+		}
+		if c.Manager.PullInterval < time.Second || c.Manager.KeepaliveInterval < time.Second {
+			errs = append(errs, errors.New("manager pull-interval and keepalive-interval must be at least 1s"))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -129,6 +159,7 @@ type Scheduler struct {
 	ps    *pubsub.PubSub
 	topic *pubsub.Topic
 	svc   *service.Service
+	mgr   *managed // nil without a manager
 }
 
 type options struct {
@@ -220,6 +251,11 @@ func New(cfg Config, opts ...Option) (_ *Scheduler, err error) {
 		service.WithIntervals(iv),
 		service.WithGC(resource.GCPolicy{HostTTL: cfg.GC.HostTTL, PieceDownloadTimeout: cfg.GC.PieceDownloadTimeout,
 			PeerTTL: cfg.GC.PeerTTL, DoneTTL: time.Minute, TaskTTL: cfg.GC.TaskTTL}))
+	if cfg.Manager.URL != "" {
+		if s.mgr, err = newManaged(s); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -259,7 +295,22 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	defer os.Remove(addrsPath)
 	s.log.Info("scheduler serving", "peer", s.host.ID(), "addrs", s.Addrs())
-	return s.svc.Run(ctx)
+	if s.mgr == nil {
+		return s.svc.Run(ctx)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	mdone := make(chan struct{})
+	go func() {
+		defer close(mdone)
+		if err := s.mgr.run(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("manager link stopped", "err", err)
+		}
+	}()
+	err := s.svc.Run(ctx)
+	cancel()
+	<-mdone
+	return err
 }
 
 func (s *Scheduler) close() {

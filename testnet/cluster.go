@@ -28,6 +28,15 @@ type Cluster struct {
 	mu     sync.Mutex
 	nodes  []*Node
 	scheds []*Scheduler
+	mgr    node.ManagerConfig // nodes added from now on follow this manager
+}
+
+// UseManager makes nodes added from now on follow the manager at url with
+// the token in tokenFile (pulling every second, seed keepalives every second).
+func (c *Cluster) UseManager(url, tokenFile string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mgr = node.ManagerConfig{URL: url, TokenFile: tokenFile, PullInterval: time.Second, KeepaliveInterval: time.Second}
 }
 
 // Node is one running in-process node.
@@ -134,6 +143,7 @@ func (c *Cluster) AddNode(ctx context.Context) (*Node, error) {
 	if i > 0 {
 		boot = FullAddrs(c.nodes[0].AddrInfo())
 	}
+	mgr := c.mgr
 	c.mu.Unlock()
 	name := fmt.Sprintf("node%02d", i)
 	dir := filepath.Join(c.dir, name)
@@ -146,6 +156,9 @@ func (c *Cluster) AddNode(ctx context.Context) (*Node, error) {
 	cfg.Source.AllowedNetworks = []string{"127.0.0.0/8", "::1/128"}
 	cfg.Storage.GCInterval = time.Minute
 	cfg.Schedulers = c.SchedulerAddrs()
+	if mgr.URL != "" {
+		cfg.Manager = mgr
+	}
 	if c.opts.transport == "tcp" {
 		cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	} else {

@@ -92,6 +92,8 @@ environment twin, shown in its help. A cluster secret file is required:
 	f.StringVar(&cfg.OpsAddr, "ops-addr", cfg.OpsAddr, "address for /metrics, /livez, /readyz (empty: off)")
 	f.BoolVar(&cfg.Seed, "seed", cfg.Seed, "run as a seed peer: the one that goes back to the origin first")
 	f.StringSliceVar(&cfg.Schedulers, "scheduler", cfg.Schedulers, "scheduler multiaddrs ending in /p2p/<peer ID> (repeatable; empty: DHT only)")
+	f.StringVar(&cfg.Manager.URL, "manager", cfg.Manager.URL, "manager base URL, e.g. https://manager:8080: schedulers and seed peers come from it, cached in <data-dir>/dynconfig.json for when it is down (--scheduler stays the fallback)")
+	f.StringVar(&cfg.Manager.TokenFile, "manager-token-file", cfg.Manager.TokenFile, "file holding a manager access token with the cluster scope (required with --manager)")
 	f.StringVar(&cfg.Host.IDC, "idc", cfg.Host.IDC, "this host's data center (schedulers prefer parents in the same one)")
 	f.StringVar(&cfg.Host.Location, "location", cfg.Host.Location, `this host's location, "country|province|city|zone|cluster"`)
 	f.Var(&cfg.Host.UploadCapacity, "upload-capacity", "this host's upload bandwidth per second, e.g. 1GiB (default: --upload-rate)")

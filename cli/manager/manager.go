@@ -54,7 +54,8 @@ creates the user root and prints its random password once on stderr.
 The web console is served at / on --addr (sign in as root with that
 password); --console=false serves the REST API alone.`,
 		Example: `  manager run --data-dir /var/lib/dragonfly/manager --addr 0.0.0.0:8080
-  manager run --config /etc/dragonfly/manager.yaml`,
+  manager run --config /etc/dragonfly/manager.yaml
+  manager run --cluster-secret-file /etc/dragonfly/secret   # enables preheat, delete-task, get-task jobs`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := clikit.LoadConfig(cmd.Flags(), &cfg, EnvPrefix, configPath, func() { cfg = defaultRunConfig() }); err != nil {
@@ -98,6 +99,9 @@ password); --console=false serves the REST API alone.`,
 	f.IntVar(&cfg.BcryptCost, "bcrypt-cost", cfg.BcryptCost, "bcrypt cost for passwords (10..15)")
 	f.BoolVar(&cfg.Console, "console", cfg.Console, "serve the web console at / on --addr (--console=false: API only)")
 	f.StringSliceVar(&cfg.PreheatAllow, "preheat-allow", cfg.PreheatAllow, "CIDRs preheat may fetch from despite the SSRF rules")
+	f.BoolVar(&cfg.PreheatPlainHTTP, "preheat-plain-http", cfg.PreheatPlainHTTP, "let image preheat reach registries over plain HTTP (labs and tests only)")
+	f.StringVar(&cfg.ClusterSecretFile, "cluster-secret-file", cfg.ClusterSecretFile, "cluster secret (mode 0600); enables jobs: the manager joins the cluster and seed peers carry jobs out (without it POST /api/v1/jobs answers 503)")
+	f.StringSliceVar(&cfg.P2PListen, "p2p-listen", cfg.P2PListen, "libp2p listen multiaddrs of the manager's cluster host")
 	clikit.DocumentEnv(f, EnvPrefix)
 	return cmd
 }

@@ -19,49 +19,26 @@ import (
 
 	"github.com/dragonfly-p2p/df/manager/searcher"
 	"github.com/dragonfly-p2p/df/manager/store"
+	"github.com/dragonfly-p2p/df/protocol/dynclient"
 )
 
 // NodeConfigName is the config document holding the cluster-wide node
 // config; a cluster's own Config overrides its keys.
 const NodeConfigName = "node"
 
-// Instance is a scheduler or seed peer as clients see it.
-type Instance struct {
-	ID       string   `json:"id"`
-	Hostname string   `json:"hostname"`
-	IP       string   `json:"ip"`
-	Addrs    []string `json:"addrs,omitempty"`
-	IDC      string   `json:"idc,omitempty"`
-	Location string   `json:"location,omitempty"`
-}
-
-// ClusterConfig is one cluster in an answer.
-type ClusterConfig struct {
-	Name       string         `json:"name"`
-	Schedulers []Instance     `json:"schedulers"`
-	SeedPeers  []Instance     `json:"seed_peers"`
-	Config     map[string]any `json:"config"`
-}
-
-// NodeConfig is the answer to a node.
-type NodeConfig struct {
-	Version  string          `json:"version"`
-	Clusters []ClusterConfig `json:"clusters"` // best first
-}
-
-// Application is an application rule as schedulers see it.
-type Application struct {
-	Name        string   `json:"name"`
-	URLPatterns []string `json:"url_patterns"`
-	Priority    int      `json:"priority"`
-}
-
-// SchedulerConfig is the answer to a scheduler.
-type SchedulerConfig struct {
-	Version      string        `json:"version"`
-	Cluster      ClusterConfig `json:"cluster"`
-	Applications []Application `json:"applications"`
-}
+// The answers' types are the clients' wire types (protocol/dynclient).
+type (
+	// Instance is a scheduler or seed peer as clients see it.
+	Instance = dynclient.Instance
+	// ClusterConfig is one cluster in an answer.
+	ClusterConfig = dynclient.ClusterConfig
+	// NodeConfig is the answer to a node.
+	NodeConfig = dynclient.NodeConfig
+	// Application is an application rule as schedulers see it.
+	Application = dynclient.Application
+	// SchedulerConfig is the answer to a scheduler.
+	SchedulerConfig = dynclient.SchedulerConfig
+)
 
 type snapshot struct {
 	version  string

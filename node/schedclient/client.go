@@ -16,6 +16,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -52,8 +53,8 @@ type Trigger struct {
 type Client struct {
 	h        host.Host
 	log      *slog.Logger
-	ring     *ring.Ring
-	addrs    map[peer.ID]peer.AddrInfo
+	members  atomic.Pointer[members]
+	changed  chan struct{} // SetSchedulers → Run
 	announce func() *pb.HostAnnounce
 	trigger  func(Trigger)
 	every    time.Duration
@@ -61,6 +62,14 @@ type Client struct {
 	mu   sync.Mutex
 	down map[peer.ID]time.Time // unhealthy until
 }
+
+// members is one immutable scheduler set: the ring and the addresses.
+type members struct {
+	ring  *ring.Ring
+	addrs map[peer.ID]peer.AddrInfo
+}
+
+func (c *Client) ring() *ring.Ring { return c.members.Load().ring }
 
 // Option configures New.
 type Option func(*Client)
@@ -76,33 +85,52 @@ func WithAnnounceInterval(d time.Duration) Option { return func(c *Client) { c.e
 
 // New returns a client for schedulers. h must be the admission-gated host;
 // announce builds the current host announcement.
+// The scheduler set may be empty (a node whose manager has not answered
+// yet); SetSchedulers replaces it at any time.
 func New(h host.Host, schedulers []peer.AddrInfo, announce func() *pb.HostAnnounce, opts ...Option) (*Client, error) {
-	if len(schedulers) == 0 {
-		return nil, errors.New("schedclient: no scheduler")
-	}
 	c := &Client{
 		h: h, log: slog.New(slog.DiscardHandler), announce: announce, every: 30 * time.Second,
-		addrs: make(map[peer.ID]peer.AddrInfo), down: make(map[peer.ID]time.Time),
+		down: make(map[peer.ID]time.Time), changed: make(chan struct{}, 1),
 	}
-	ids := make([]peer.ID, 0, len(schedulers))
-	for _, s := range schedulers {
-		c.addrs[s.ID] = s
-		ids = append(ids, s.ID)
-		h.Peerstore().AddAddrs(s.ID, s.Addrs, peerstore.PermanentAddrTTL)
-	}
-	c.ring = ring.New(ids, 0)
+	c.SetSchedulers(schedulers)
 	for _, o := range opts {
 		o(c)
 	}
 	return c, nil
 }
 
+// SetSchedulers replaces the scheduler set (the manager's list changed):
+// the ring is rebuilt, host streams open to new schedulers and close to
+// departed ones. Every node builds the same ring from the same list.
+func (c *Client) SetSchedulers(schedulers []peer.AddrInfo) {
+	m := &members{addrs: make(map[peer.ID]peer.AddrInfo, len(schedulers))}
+	ids := make([]peer.ID, 0, len(schedulers))
+	for _, s := range schedulers {
+		if s.ID == "" || s.ID == c.h.ID() {
+			continue
+		}
+		m.addrs[s.ID] = s
+		ids = append(ids, s.ID)
+		c.h.Peerstore().AddAddrs(s.ID, s.Addrs, peerstore.PermanentAddrTTL)
+	}
+	m.ring = ring.New(ids, 0)
+	if old := c.members.Load(); old != nil && slices.Equal(old.ring.Members(), m.ring.Members()) {
+		c.members.Store(m) // addresses may have changed
+		return
+	}
+	c.members.Store(m)
+	select {
+	case c.changed <- struct{}{}:
+	default:
+	}
+}
+
 // Schedulers returns the schedulers' peer IDs.
-func (c *Client) Schedulers() []peer.ID { return c.ring.Members() }
+func (c *Client) Schedulers() []peer.ID { return c.ring().Members() }
 
 // IsScheduler reports whether p is one of this node's schedulers.
 func (c *Client) IsScheduler(p peer.ID) bool {
-	_, ok := c.addrs[p]
+	_, ok := c.members.Load().addrs[p]
 	return ok
 }
 
@@ -111,7 +139,7 @@ func (c *Client) Healthy() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
-	for id := range c.addrs {
+	for id := range c.members.Load().addrs {
 		if until, ok := c.down[id]; !ok || now.After(until) {
 			return true
 		}
@@ -133,7 +161,8 @@ func (c *Client) markUp(p peer.ID) {
 
 // preference lists every scheduler for id: ring order, those believed down last.
 func (c *Client) preference(id protocol.TaskID) []peer.ID {
-	all := c.ring.Owners(id, c.ring.Len())
+	r := c.ring()
+	all := r.Owners(id, r.Len())
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
@@ -163,14 +192,38 @@ func (c *Client) openStream(ctx context.Context, p peer.ID) (network.Stream, err
 	return s, nil
 }
 
-// Run keeps a host stream to every scheduler until ctx ends.
+// Run keeps a host stream to every scheduler until ctx ends, following
+// SetSchedulers.
 func (c *Client) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	for _, id := range c.ring.Members() {
-		wg.Go(func() { c.hostLoop(ctx, id) })
+	defer wg.Wait()
+	loops := map[peer.ID]context.CancelFunc{}
+	defer func() {
+		for _, cancel := range loops {
+			cancel()
+		}
+	}()
+	for {
+		want := c.ring().Members()
+		for id, cancel := range loops {
+			if !slices.Contains(want, id) {
+				cancel()
+				delete(loops, id)
+			}
+		}
+		for _, id := range want {
+			if _, ok := loops[id]; !ok {
+				lctx, cancel := context.WithCancel(ctx)
+				loops[id] = cancel
+				wg.Go(func() { c.hostLoop(lctx, id) })
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.changed:
+		}
 	}
-	wg.Wait()
-	return nil
 }
 
 func (c *Client) hostLoop(ctx context.Context, p peer.ID) {

@@ -1,4 +1,4 @@
-package dynclient
+package dynclient_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/dragonfly-p2p/df/manager/auth"
 	"github.com/dragonfly-p2p/df/manager/dynconfig"
 	"github.com/dragonfly-p2p/df/manager/store"
+	. "github.com/dragonfly-p2p/df/protocol/dynclient"
 )
 
 // manager starts a real API server over a real store and returns its URL and

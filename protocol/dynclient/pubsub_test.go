@@ -1,4 +1,4 @@
-package dynclient
+package dynclient_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 
 	"github.com/dragonfly-p2p/df/manager/dynconfig"
+	. "github.com/dragonfly-p2p/df/protocol/dynclient"
 	"github.com/dragonfly-p2p/df/protocol/p2p"
 )
 

@@ -1,0 +1,56 @@
+package dynclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// Keepalive paths of the manager's API.
+const (
+	SeedPeerKeepalivePath  = "/api/v1/seed-peers/keepalive"
+	SchedulerKeepalivePath = "/api/v1/schedulers/keepalive"
+	NodeConfigPath         = "/api/v1/dynconfig/node"
+	SchedulerConfigPath    = "/api/v1/dynconfig/scheduler"
+)
+
+// KeepaliveRequest registers a seed peer or scheduler with the manager;
+// it is active until instance_ttl after its last keepalive.
+type KeepaliveRequest struct {
+	ID       string   `json:"id"` // libp2p peer ID
+	Cluster  string   `json:"cluster"`
+	Hostname string   `json:"hostname"`
+	IP       string   `json:"ip"`
+	Addrs    []string `json:"addrs"` // full multiaddrs
+	IDC      string   `json:"idc"`
+	Location string   `json:"location"`
+}
+
+// Keepalive posts req to base+path with token (a personal access token
+// with the cluster scope).
+func Keepalive(ctx context.Context, hc *http.Client, base, path, token string, req KeepaliveRequest) error {
+	raw, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+path, bytes.NewReader(raw))
+	if err != nil {
+		return err
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	hr.Header.Set("Authorization", "Bearer "+token)
+	resp, err := hc.Do(hr)
+	if err != nil {
+		return fmt.Errorf("dynclient: keepalive: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("dynclient: keepalive: manager answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
+}
