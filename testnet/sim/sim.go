@@ -22,19 +22,23 @@
 //     (3 for the heaviest, as node/download), rarest-first piece choice among
 //     the pieces a parent holds and nobody fetches (random start, 256-piece
 //     sample, like plan.chooseLocked), pieces announced to children the
-//     moment they are verified (pieces-sync), upload slots as the node's
-//     automatic rule (one per 2 MiB/s, 2..64; a busy parent answers BUSY,
-//     which the node reports as a failed piece, the service blocklists that
-//     parent for the child, and the stream sleeps 100–500 ms), the endgame
-//     hedge (a piece in flight for over 3× the median piece time, at least
-//     2 s, is asked of another parent too), and 4 origin workers fetching the pieces no connected
-//     parent holds once the scheduler says back-to-source.
+//     moment they are verified (pieces-sync), the endgame hedge (a piece in
+//     flight for over 3× the median piece time, at least 2 s, is asked of
+//     another parent too), and 4 origin workers fetching the pieces no
+//     connected parent holds once the scheduler says back-to-source.
+//   - The node's upload side (upload.go): upload slots by the node's
+//     automatic rule (one per 2 MiB/s, 2..64) with the 2 s wait queue that
+//     grants a freed slot to the least-sent piece; a request that waited too
+//     long is answered BUSY, which the node reports as a failed piece (the
+//     service blocklists that parent for the child) before its stream sleeps
+//     100–500 ms; and super-seeding of the pieces a host fetched from the
+//     origin.
 //
 // What is not: latency, loss, protocol and crypto overhead, the streaming
-// reader's window, the DHT, piece verification failures
-// and faults (the fault matrix covers those with real nodes), and the
-// scheduler's lock and wire codecs (decisions are timed around the
-// scheduling calls only).
+// reader's window, the DHT, probes (no RTTs: hosts score on load, pieces
+// and type alone), piece verification failures and faults (the fault
+// matrix covers those with real nodes), and the scheduler's lock and wire
+// codecs (decisions are timed around the scheduling calls only).
 package sim
 
 import (
@@ -187,15 +191,21 @@ type host struct {
 	durations  []float64 // recent piece fetch times (for hedging)
 	parents    []*link
 	children   []*link
-	source     bool
-	srcBusy    int
-	done       bool
-	doneAt     float64
-	failed     bool
-	waiting    bool
-	growing    bool
-	nextTopUp  float64
-	lastUpdate float64
+	// upload side (upload.go)
+	queue       []*request
+	sentCount   []uint32
+	seeded      map[uint32]*seedPiece
+	outstanding map[*host]int
+	assigned    map[*host]int
+	source      bool
+	srcBusy     int
+	done        bool
+	doneAt      float64
+	failed      bool
+	waiting     bool
+	growing     bool
+	nextTopUp   float64
+	lastUpdate  float64
 }
 
 // link is a child's connection to one parent (nil parent: the origin).
@@ -217,25 +227,27 @@ type flow struct {
 }
 
 type sim struct {
-	cfg    Config
-	layout protocol.Layout
-	rnd    *rand.Rand
-	store  *resource.Store
-	sched  *scheduling.Scheduler
-	task   *resource.Task
-	hosts  []*host
-	byHost map[*resource.Host]*host
-	order  []int
-	origin int
-	flows  []*flow
-	now    float64
-	epoch  time.Time
-	dirty  bool
-	cpu    time.Duration
-	calls  int
-	dec    map[string]int
-	busy   int
-	gcPol  resource.GCPolicy
+	cfg       Config
+	layout    protocol.Layout
+	rnd       *rand.Rand
+	store     *resource.Store
+	sched     *scheduling.Scheduler
+	task      *resource.Task
+	hosts     []*host
+	byHost    map[*resource.Host]*host
+	order     []int
+	seq       uint64
+	uploaders []*host // hosts that fetched from the origin (super-seeding)
+	origin    int
+	flows     []*flow
+	now       float64
+	epoch     time.Time
+	dirty     bool
+	cpu       time.Duration
+	calls     int
+	dec       map[string]int
+	busy      int
+	gcPol     resource.GCPolicy
 
 	trace          []Sample
 	lastBytes      float64
@@ -433,7 +445,7 @@ func (s *sim) connect(h *host, d scheduling.Decision) {
 		h.parents = append(h.parents, l)
 		p.children = append(p.children, l)
 		for n, ok := range p.have {
-			if ok {
+			if ok && s.visible(p, h, uint32(n)) {
 				h.rarity[n]++
 			}
 		}
@@ -527,21 +539,15 @@ func (s *sim) startTransfers() {
 		for _, l := range h.parents {
 			for !l.blocked && l.busy < l.streams && s.now >= l.retryAt {
 				p := l.parent
-				n, ok := s.pick(h, func(n uint32) bool { return p.have[n] })
+				n, ok := s.pick(h, func(n uint32) bool { return p.have[n] && s.visible(p, h, n) })
 				if !ok {
 					l.blocked = true
 					break
 				}
-				if p.uploads >= p.slots {
-					// STATUS_BUSY: the piece fails as temporary, the
-					// service blocklists the parent for this child, the
-					// stream sleeps 100–500 ms.
-					l.retryAt = s.now + 0.1 + 0.4*s.rnd.Float64()
-					s.busy++
-					s.timed(func() { s.pieceFailed(h.rp, p.rp) })
+				if !s.ask(l, n) {
+					s.busyAnswer(l)
 					break
 				}
-				s.startFlow(l, h, p.idx, n)
 			}
 		}
 		if h.source {
@@ -655,6 +661,7 @@ func (s *sim) finish(f *flow) {
 		f.l.parent.uploads--
 		f.l.blocked = false
 		parent = f.l.parent.rp
+		s.release(f.l.parent)
 	} else {
 		h.srcBusy--
 	}
@@ -672,11 +679,10 @@ func (s *sim) finish(f *flow) {
 	}
 	cost := time.Duration((s.now - f.started) * float64(time.Second))
 	s.timed(func() { s.pieceResult(h.rp, parent, f.piece, cost) })
-	for _, l := range h.children {
-		if !l.child.done {
-			l.child.rarity[f.piece]++
-			l.blocked = false
-		}
+	if f.l == nil {
+		s.fromOrigin(h, f.piece)
+	} else {
+		s.announce(h, f.piece, nil)
 	}
 	if h.nHave == len(h.have) {
 		h.done, h.doneAt = true, s.now
@@ -720,7 +726,7 @@ func (s *sim) peerDone(p *resource.Peer) {
 	s.dirty = true
 }
 
-func (s *sim) announce() {
+func (s *sim) announceHosts() {
 	for _, h := range s.hosts {
 		if s.now < h.nextAnnounce {
 			continue
@@ -749,7 +755,9 @@ func (s *sim) loop() error {
 			nextGC += gcEvery
 			s.timed(func() { s.store.GC(s.t(), s.gcPol) })
 		}
-		s.announce()
+		s.announceHosts()
+		s.expire()
+		s.reveal()
 		s.startTransfers()
 		if s.now >= nextSample {
 			nextSample += 10
