@@ -51,6 +51,13 @@ func parsePages() (map[string]*template.Template, error) {
 		"has":       slices.Contains[[]string],
 		"roles":     func() []store.Role { return []store.Role{store.RoleGuest, store.RoleAdmin, store.RoleRoot} },
 		"instances": instanceTable,
+		"jobBytes": func(j store.Job) int64 {
+			var n int64
+			for _, b := range j.Progress {
+				n += b.Done
+			}
+			return n
+		},
 	}
 	base, err := template.New("base").Funcs(funcs).ParseFS(templateFS, "templates/base.html")
 	if err != nil {
@@ -175,5 +182,6 @@ func pct(done, size int64) int {
 // instanceTable is the data of the "instances" template: removal buttons
 // only where kind names the API collection and the visitor is an admin.
 func instanceTable(items []store.Instance, kind string, v view) map[string]any {
-	return map[string]any{"Items": items, "Kind": kind, "Admin": kind != "" && v.IsAdmin, "CSRF": v.CSRF, "Now": v.Now}
+	return map[string]any{"Items": items, "Kind": kind, "Admin": kind != "" && v.IsAdmin, "CSRF": v.CSRF, "Now": v.Now,
+		"Compact": kind == ""} // a cluster's own page: no cluster column
 }
