@@ -57,6 +57,10 @@ type FaultScenario struct {
 	OriginUp    Bandwidth      `yaml:"origin-up"`
 	Latency     time.Duration  `yaml:"latency"`
 	Schedulers  int            `yaml:"schedulers"`
+	// Manager starts a manager first: the schedulers register with it and
+	// the nodes take their scheduler ring from it (none is configured
+	// statically).
+	Manager bool `yaml:"manager"`
 	// Stagger starts host i's download i × Stagger after the first.
 	Stagger time.Duration `yaml:"stagger"`
 	Events  []FaultEvent  `yaml:"events"`
@@ -96,7 +100,8 @@ type FaultEvent struct {
 //	schedulers-down  stop every scheduler
 //	partition        cut hosts off from the other hosts
 //	heal             undo the partition
-var FaultActions = []string{"kill", "kill-parent", "restart", "slow", "corrupt", "disk-full", "kill-owner", "schedulers-down", "partition", "heal"}
+//	manager-down     stop the manager (manager: true)
+var FaultActions = []string{"kill", "kill-parent", "restart", "slow", "corrupt", "disk-full", "kill-owner", "schedulers-down", "partition", "heal", "manager-down"}
 
 // ErrFaultCheck: a fault run's assertion failed.
 var ErrFaultCheck = errors.New("fault matrix assertion failed")
@@ -131,6 +136,9 @@ func (s FaultScenario) Validate() error {
 	if s.Schedulers < 0 || s.Schedulers > 8 {
 		errs = append(errs, fmt.Errorf("schedulers: %d, want 0..8", s.Schedulers))
 	}
+	if s.Manager && s.Schedulers == 0 {
+		errs = append(errs, errors.New("manager: true needs schedulers (they register with the manager)"))
+	}
 	if s.Latency < 0 || s.Latency > 10*time.Second || s.Stagger < 0 || s.Stagger > time.Minute {
 		errs = append(errs, errors.New("latency must be within 0..10s and stagger within 0..1m"))
 	}
@@ -149,6 +157,10 @@ func (s FaultScenario) Validate() error {
 		case "kill-owner", "schedulers-down":
 			if s.Schedulers == 0 {
 				errs = append(errs, fmt.Errorf("events[%d]: %s needs schedulers", i, e.Action))
+			}
+		case "manager-down":
+			if !s.Manager {
+				errs = append(errs, fmt.Errorf("events[%d]: manager-down needs manager: true", i))
 			}
 		case "disk-full":
 			if e.Quota <= 0 || e.Quota >= s.Size {
@@ -226,6 +238,52 @@ type faultRun struct {
 	corrupt map[int]bool
 	ev      *eventState
 	kept    []atomic.Int64 // pieces found after a restart, per host
+	mgr     *Manager
+}
+
+// startManaged starts a manager, schedulers registered with it, and nodes
+// that know only the manager, and waits until every node has the whole
+// ring from it.
+func (r *faultRun) startManaged(ctx context.Context, dir string, opts []Option) (*Cluster, error) {
+	c, err := Start(ctx, dir, 0, opts...)
+	if err != nil {
+		return nil, err
+	}
+	m, err := c.StartManager(ctx)
+	if err != nil {
+		return c, fmt.Errorf("manager: %w", err)
+	}
+	r.mgr = m
+	if err := m.Do(ctx, "POST", "/api/v1/clusters", map[string]any{"name": "faults", "default": true}, nil); err != nil {
+		return c, fmt.Errorf("manager: create cluster: %w", err)
+	}
+	tok, err := m.ClusterToken(ctx, "faults")
+	if err != nil {
+		return c, fmt.Errorf("manager: token: %w", err)
+	}
+	c.UseManager(m.URL(), tok)
+	for range r.sc.Schedulers {
+		if _, err := c.AddManagedScheduler(ctx, "faults"); err != nil {
+			return c, fmt.Errorf("managed scheduler: %w", err)
+		}
+	}
+	for range r.sc.Hosts {
+		if _, err := c.AddNode(ctx); err != nil {
+			return c, err
+		}
+	}
+	err = WaitFor(ctx, 50*time.Millisecond, func() bool {
+		for _, nd := range c.Nodes() {
+			if len(nd.Schedulers()) != r.sc.Schedulers {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return c, fmt.Errorf("nodes did not take the ring from the manager: %w", err)
+	}
+	return c, nil
 }
 
 // RunFaultScenario runs one fault scenario in dir and checks it. The
@@ -280,18 +338,28 @@ func RunFaultScenario(ctx context.Context, dir string, sc FaultScenario, log *sl
 		}
 		r.links[i].Join(r.fabric, group)
 	}
-	c, err := Start(ctx, dir, sc.Hosts, WithLogger(log), WithSchedulers(sc.Schedulers),
-		WithLinks(func(i int) *shape.Link { return r.links[i] }),
+	opts := []Option{WithLogger(log), WithLinks(func(i int) *shape.Link { return r.links[i] }),
 		WithNodeOptions(r.nodeOptions),
 		WithConfig(func(i int, cfg *node.Config) {
 			if sc.Up > 0 {
 				cfg.Host.UploadCapacity.Set(fmt.Sprint(int64(sc.Up)))
 			}
-		}))
+		})}
+	var c *Cluster
+	if sc.Manager {
+		c, err = r.startManaged(ctx, dir, opts)
+		if r.mgr != nil {
+			defer r.mgr.Stop()
+		}
+	} else {
+		c, err = Start(ctx, dir, sc.Hosts, append(opts, WithSchedulers(sc.Schedulers))...)
+	}
+	if c != nil {
+		defer c.Close()
+	}
 	if err != nil {
 		return res, err
 	}
-	defer c.Close()
 	r.c = c
 	if err := c.WaitConnected(ctx, min(sc.Hosts-1, 8)); err != nil {
 		return res, err
@@ -439,6 +507,10 @@ func (r *faultRun) events(ctx context.Context) {
 			r.fabric.Partition(0, 1, true)
 		case "heal":
 			r.fabric.Partition(0, 1, false)
+		case "manager-down":
+			if r.mgr != nil {
+				_ = r.mgr.Stop()
+			}
 		}
 	}
 }
@@ -532,6 +604,15 @@ func (r *faultRun) check(ctx context.Context, res FaultResult, diskFull map[int]
 	}
 	if res.UnverifiedServed > 0 {
 		failf("honest hosts served %d pieces that did not match their digest", res.UnverifiedServed)
+	}
+	if r.sc.Manager && id != nil {
+		known := false
+		for _, s := range r.c.Schedulers() {
+			known = known || s.Knows(*id)
+		}
+		if !known {
+			failf("no scheduler the manager announced knows the task: the downloads did not go through the manager's ring")
+		}
 	}
 	if len(r.corrupt) > 0 && res.Rejected == 0 {
 		failf("a lying peer was present but no receiver rejected a piece from it")

@@ -13,7 +13,7 @@ import (
 
 func TestLoadFaultScenario(t *testing.T) {
 	paths, err := filepath.Glob("scenarios/faults/*.yaml")
-	if err != nil || len(paths) < 8 {
+	if err != nil || len(paths) < 9 {
 		t.Fatalf("fault scenarios: %d, %v", len(paths), err)
 	}
 	for _, p := range paths {
@@ -40,6 +40,11 @@ func TestLoadFaultScenario(t *testing.T) {
 			}
 		})
 	}
+	noMgr := base
+	noMgr.Events = []testnet.FaultEvent{{Action: "manager-down"}}
+	if err := noMgr.Validate(); err == nil || !strings.Contains(err.Error(), "manager: true") {
+		t.Fatalf("manager-down without a manager: %v", err)
+	}
 	noSched := base
 	noSched.Schedulers = 0
 	noSched.Events = []testnet.FaultEvent{{Action: "kill-owner"}}
@@ -48,12 +53,13 @@ func TestLoadFaultScenario(t *testing.T) {
 	}
 }
 
-// TestFaultMatrix runs every scenario of testnet/scenarios/faults (8 hosts
-// at most, 8 MiB, about 10 s each) and applies the matrix's assertions:
+// TestFaultMatrix runs every scenario of testnet/scenarios/faults (6 hosts,
+// 8 MiB, 10-20 s each) and applies the matrix's assertions:
 // surviving hosts hold byte-identical, verified content (delivered and
 // stored), honest hosts served nothing unverified, a lying peer's pieces
 // were rejected, a restarted host resumed, a full disk failed its download
-// with ENOSPC. DF_FAULTS=name,name runs some only.
+// with ENOSPC, downloads went through the manager's ring when the manager
+// went down. DF_FAULTS=name,name runs some only.
 func TestFaultMatrix(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs shaped swarms with faults")

@@ -23,7 +23,9 @@ in-process cluster with shaped links: every host downloads one file from a
 shaped origin while the scenario's timeline strikes. Actions: kill,
 kill-parent (the live host that uploaded the most), restart, slow, corrupt (a
 lying peer), disk-full (a tmpfs of quota bytes; needs root), kill-owner (the
-task's owner scheduler), schedulers-down, partition (hosts: [...]) and heal.
+task's owner scheduler), schedulers-down, partition (hosts: [...]), heal and
+manager-down (with manager: true the nodes take their scheduler ring from a
+manager, which then stops).
 
 Each run then asserts that every surviving host holds byte-identical content
 (as delivered and as stored), that honest hosts served no piece that did not
