@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -226,6 +227,7 @@ func runNetnsSwarm(ctx context.Context, dir string, spec SwarmSpec) (res SwarmRe
 	stopEvents()
 	res.Killed = ev.killed()
 	res.Elapsed = time.Since(t0)
+	s.logQdiscs(ctx, ons)
 	traffic, uploaded, terr := s.traffic(ctx)
 	res.Uploaded = uploaded
 	s.stopAll() // children's CPU is counted once they are reaped
@@ -519,4 +521,29 @@ func (s *netnsSwarm) traffic(ctx context.Context) (*Traffic, []int64, error) {
 		return max(v, 0)
 	}
 	return newTraffic(spec, bytes), uploaded, nil
+}
+
+// logQdiscs logs every shaped interface's qdisc counters (sent, dropped,
+// overlimits) at debug level: where a run lost packets.
+func (s *netnsSwarm) logQdiscs(ctx context.Context, origin string) {
+	if !s.spec.Log.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	show := func(ns, dev string) {
+		out, err := output(context.WithoutCancel(ctx), "tc", "-n", ns, "-s", "qdisc", "show", "dev", dev)
+		s.spec.Log.Debug("qdisc", "namespace", ns, "dev", dev, "stats", strings.Join(strings.Fields(string(out)), " "), "err", err)
+	}
+	show(origin, "eth0")
+	spaces := []string{origin, s.topo.router()}
+	for _, p := range s.nodes {
+		spaces = append(spaces, p.ns)
+	}
+	for _, ns := range spaces {
+		out, err := output(context.WithoutCancel(ctx), "ip", "netns", "exec", ns, "nstat", "-a", "-s")
+		s.spec.Log.Debug("nstat", "namespace", ns, "counters", strings.Join(strings.Fields(string(out)), " "), "err", err)
+	}
+	for _, p := range s.nodes {
+		show(p.ns, "eth0")
+		show(s.topo.router(), "v"+strings.TrimPrefix(p.ns, s.topo.prefix+"-"))
+	}
 }
