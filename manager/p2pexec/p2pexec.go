@@ -295,13 +295,16 @@ func (e *Executor) Preheat(ctx context.Context, cluster string, b jobs.Blob, pro
 	if key == "" {
 		key = b.URL
 	}
-	p, _, err := e.call(ctx, cluster, key, req, func(pr protocol.PreheatProgress) {
+	p, final, err := e.call(ctx, cluster, key, req, func(pr protocol.PreheatProgress) {
 		if progress != nil && pr.State == pb.PreheatState_PREHEAT_STATE_RUNNING {
 			progress(pr.BytesDone)
 		}
 	})
 	if err != nil {
 		return err
+	}
+	if progress != nil { // the last RUNNING frame may be a piece or more short of the end
+		progress(max(final.BytesDone, final.Total))
 	}
 	e.log.Info("p2pexec: preheated", "cluster", cluster, "seed", p, "digest", b.Digest)
 	return nil
