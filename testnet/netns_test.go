@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -88,4 +90,71 @@ func TestNetnsSwarm(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Namespaces of a run whose process is gone are removed; those of a live
+// process are kept.
+func TestCleanupNetns(t *testing.T) {
+	if err := testnet.NetnsAvailable(); err != nil {
+		t.Skip(err)
+	}
+	ctx := context.Background()
+	dead := "dft-999999999-cafe00-r"          // no such pid
+	live := fmt.Sprintf("dft-%d-cafe01-r", 1) // pid 1 is always running
+	for _, name := range []string{dead, live} {
+		if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+			t.Fatalf("ip netns add %s: %v: %s", name, err, out)
+		}
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	}
+	removed, err := testnet.CleanupNetns(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(removed, dead) || slices.Contains(removed, live) {
+		t.Fatalf("removed %v; want %s and not %s", removed, dead, live)
+	}
+	if _, err := os.Stat("/var/run/netns/" + dead); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s still exists: %v", dead, err)
+	}
+	if _, err := os.Stat("/var/run/netns/" + live); err != nil {
+		t.Fatalf("%s was removed: %v", live, err)
+	}
+}
+
+// BenchmarkBackends runs ci-small on both back ends side by side and
+// reports each one's last-host time and their ratio (target: within 15 %).
+// Root only.
+func BenchmarkBackends(b *testing.B) {
+	if err := testnet.NetnsAvailable(); err != nil {
+		b.Skip(err)
+	}
+	sc, err := testnet.LoadScenario("scenarios/ci-small.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	bin := b.TempDir()
+	if out, err := exec.Command("go", "build", "-o", bin+"/", "../cli/cmd/dfnode", "../cli/cmd/scheduler").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	ctx := context.Background()
+	var inproc, netns time.Duration
+	for b.Loop() {
+		spec := sc.Spec()
+		spec.BinDir = bin
+		spec.Backend = testnet.BackendInProcess
+		a, err := testnet.RunSwarm(ctx, b.TempDir(), spec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		spec.Backend = testnet.BackendNetns
+		n, err := testnet.RunSwarm(ctx, b.TempDir(), spec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		inproc, netns = inproc+a.Last, netns+n.Last
+	}
+	b.ReportMetric(inproc.Seconds()/float64(b.N), "inprocess-last-s")
+	b.ReportMetric(netns.Seconds()/float64(b.N), "netns-last-s")
+	b.ReportMetric(netns.Seconds()/inproc.Seconds(), "netns/inprocess")
 }
