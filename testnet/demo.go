@@ -55,8 +55,8 @@ func Demo(ctx context.Context, o DemoOptions) error {
 		}
 	}
 
-	say("▶ starting a scheduler and %d dfnode processes on 127.0.0.1 (node0 is a seed peer; even nodes in idc-a, odd in idc-b)", o.Nodes)
-	c, err := StartProcsWithScheduler(ctx, o.Dir, o.BinDir, o.Nodes, map[int]bool{0: true}, func(i int) []string {
+	say("▶ starting a manager, a scheduler and %d dfnode processes on 127.0.0.1 (node0 is a seed peer; even nodes in idc-a, odd in idc-b)", o.Nodes)
+	c, err := StartProcsWithManager(ctx, o.Dir, o.BinDir, o.Nodes, map[int]bool{0: true}, func(i int) []string {
 		return []string{"--idc", fmt.Sprintf("idc-%c", 'a'+i%2), "--location", fmt.Sprintf("cn|zj|hz|zone%d|c1", i%2),
 			"--mirror", "--mirror-listen", mirrors[i], "--mirror-registry", reg.Host() + "=" + reg.URL()}
 	})
@@ -64,6 +64,7 @@ func Demo(ctx context.Context, o DemoOptions) error {
 		return err
 	}
 	defer c.Stop()
+	say("  manager    %s/   (console and API; sign in as root, password %s)", c.Manager.BaseURL, c.Manager.Password)
 	say("  scheduler  %s", c.Scheduler.Addrs[0])
 	for _, n := range c.Nodes {
 		role := ""
@@ -161,6 +162,11 @@ func Demo(ctx context.Context, o DemoOptions) error {
 		return err
 	}
 
+	// 4. preheat: the manager has the seed peer fetch a URL and an image.
+	if err := demoPreheat(ctx, c, o.Dir, origin, o.Size, say); err != nil {
+		return err
+	}
+
 	if m, err := c.Scheduler.Metrics(ctx, "dragonfly_scheduler_"); err == nil {
 		say("\n▶ the scheduler's view (%s/metrics)", c.Scheduler.OpsAddr)
 		say("  decisions: parents %.0f, more parents %.0f, back-to-source %.0f, waits %.0f; seed peers triggered %.0f",
@@ -183,7 +189,8 @@ func Demo(ctx context.Context, o DemoOptions) error {
 			}
 		}
 	}
-	say("\nlogs and data: %s", o.Dir)
+	say("\nmanager console: %s/  (root / %s)", c.Manager.BaseURL, c.Manager.Password)
+	say("logs and data: %s", o.Dir)
 	return nil
 }
 

@@ -23,12 +23,18 @@ import (
 // libp2p host (so it can carry out jobs on the seed peers).
 type Manager struct {
 	*manager.Manager
+	*ManagerClient
 	Dir      string
-	Password string // root's first-start password
 	cancel   context.CancelFunc
 	done     chan error
 	stopOnce sync.Once
 	stopErr  error
+}
+
+// ManagerClient calls a manager's REST API as root.
+type ManagerClient struct {
+	BaseURL  string // http://127.0.0.1:PORT
+	Password string // root's first-start password
 
 	mu    sync.Mutex
 	token string
@@ -71,7 +77,7 @@ func StartManager(ctx context.Context, cfg manager.Config, secret []byte, opts .
 	if err != nil {
 		return nil, err
 	}
-	tm := &Manager{Manager: m, Dir: cfg.DataDir, done: make(chan error, 1)}
+	tm := &Manager{Manager: m, ManagerClient: &ManagerClient{}, Dir: cfg.DataDir, done: make(chan error, 1)}
 	if mt := passwordRE.FindStringSubmatch(out.String()); mt != nil {
 		tm.Password = mt[1]
 	} else if raw, err := os.ReadFile(filepath.Join(cfg.DataDir, "root-password")); err == nil {
@@ -95,6 +101,7 @@ func StartManager(ctx context.Context, cfg manager.Config, secret []byte, opts .
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+	tm.BaseURL = "http://" + m.Addr()
 	return tm, nil
 }
 
@@ -111,15 +118,15 @@ func (m *Manager) Stop() error {
 }
 
 // Do calls the REST API as root; out (may be nil) receives the JSON answer.
-func (m *Manager) Do(ctx context.Context, method, path string, body, out any) error {
+func (m *ManagerClient) Do(ctx context.Context, method, path string, body, out any) error {
 	tok, err := m.rootToken(ctx)
 	if err != nil {
 		return err
 	}
-	return apiCall(ctx, m.URL(), tok, method, path, body, out)
+	return apiCall(ctx, m.BaseURL, tok, method, path, body, out)
 }
 
-func (m *Manager) rootToken(ctx context.Context) (string, error) {
+func (m *ManagerClient) rootToken(ctx context.Context) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.token != "" {
@@ -128,7 +135,7 @@ func (m *Manager) rootToken(ctx context.Context) (string, error) {
 	var lr struct {
 		Token string `json:"token"`
 	}
-	if err := apiCall(ctx, m.URL(), "", "POST", "/api/v1/login", map[string]string{"name": "root", "password": m.Password}, &lr); err != nil {
+	if err := apiCall(ctx, m.BaseURL, "", "POST", "/api/v1/login", map[string]string{"name": "root", "password": m.Password}, &lr); err != nil {
 		return "", err
 	}
 	m.token = lr.Token
@@ -139,14 +146,20 @@ func (m *Manager) rootToken(ctx context.Context) (string, error) {
 // nodes and schedulers use for keepalive and dynconfig) and writes it to a
 // 0600 file in the manager's directory; it returns the file's path.
 func (m *Manager) ClusterToken(ctx context.Context, name string) (string, error) {
+	path := filepath.Join(m.Dir, name+".token")
+	return path, m.ManagerClient.ClusterToken(ctx, name, path)
+}
+
+// ClusterToken creates a personal access token with the cluster scope and
+// writes it to path (0600).
+func (m *ManagerClient) ClusterToken(ctx context.Context, name, path string) error {
 	var tv struct {
 		Token string `json:"token"`
 	}
 	if err := m.Do(ctx, "POST", "/api/v1/tokens", map[string]any{"name": name, "scopes": []string{"cluster"}, "expires_in": "24h"}, &tv); err != nil {
-		return "", err
+		return err
 	}
-	path := filepath.Join(m.Dir, name+".token")
-	return path, os.WriteFile(path, []byte(tv.Token+"\n"), 0o600)
+	return os.WriteFile(path, []byte(tv.Token+"\n"), 0o600)
 }
 
 // Job is a job as the API shows it.
@@ -169,14 +182,14 @@ type Job struct {
 }
 
 // SubmitJob creates a job (clusters nil: all).
-func (m *Manager) SubmitJob(ctx context.Context, typ string, args any, clusters []string) (Job, error) {
+func (m *ManagerClient) SubmitJob(ctx context.Context, typ string, args any, clusters []string) (Job, error) {
 	var j Job
 	err := m.Do(ctx, "POST", "/api/v1/jobs", map[string]any{"type": typ, "args": args, "clusters": clusters}, &j)
 	return j, err
 }
 
 // Job reads a job.
-func (m *Manager) Job(ctx context.Context, id uint64) (Job, error) {
+func (m *ManagerClient) Job(ctx context.Context, id uint64) (Job, error) {
 	var j Job
 	err := m.Do(ctx, "GET", fmt.Sprintf("/api/v1/jobs/%d", id), nil, &j)
 	return j, err
@@ -184,7 +197,7 @@ func (m *Manager) Job(ctx context.Context, id uint64) (Job, error) {
 
 // WaitJob polls a job until it succeeded or failed (or ctx ends); each
 // poll's job is passed to seen (may be nil).
-func (m *Manager) WaitJob(ctx context.Context, id uint64, seen func(Job)) (Job, error) {
+func (m *ManagerClient) WaitJob(ctx context.Context, id uint64, seen func(Job)) (Job, error) {
 	for {
 		j, err := m.Job(ctx, id)
 		if err == nil {

@@ -37,24 +37,35 @@ type ProcCluster struct {
 	BinDir string
 	Secret string // path of the secret file
 	Nodes  []*ProcNode
-	// Scheduler is set by StartProcsWithScheduler.
+	// Scheduler is set by StartProcsWithScheduler and StartProcsWithManager.
 	Scheduler *ProcScheduler
+	// Manager is set by StartProcsWithManager.
+	Manager *ProcManager
 }
 
 // StartProcs starts n dfnode processes from binDir under dir (node 0 first,
 // the others bootstrapping from it); seeds lists which are seed peers.
 // extraArgs(i) adds flags to node i.
 func StartProcs(ctx context.Context, dir, binDir string, n int, seeds map[int]bool, extraArgs func(i int) []string) (*ProcCluster, error) {
-	return startProcs(ctx, dir, binDir, n, seeds, extraArgs, false)
+	return startProcs(ctx, dir, binDir, n, seeds, extraArgs, false, false)
 }
 
 // StartProcsWithScheduler is StartProcs with a scheduler process started
 // first; every node gets it as --scheduler.
 func StartProcsWithScheduler(ctx context.Context, dir, binDir string, n int, seeds map[int]bool, extraArgs func(i int) []string) (*ProcCluster, error) {
-	return startProcs(ctx, dir, binDir, n, seeds, extraArgs, true)
+	return startProcs(ctx, dir, binDir, n, seeds, extraArgs, true, false)
 }
 
-func startProcs(ctx context.Context, dir, binDir string, n int, seeds map[int]bool, extraArgs func(i int) []string, withScheduler bool) (*ProcCluster, error) {
+// StartProcsWithManager starts a manager process first (cluster "default",
+// a cluster-scoped token), then a scheduler that registers with it, then
+// the nodes, which follow the manager (--manager) and keep --scheduler as
+// the fallback. Seed peers register by keepalive, so the manager's jobs
+// (preheat) run on them.
+func StartProcsWithManager(ctx context.Context, dir, binDir string, n int, seeds map[int]bool, extraArgs func(i int) []string) (*ProcCluster, error) {
+	return startProcs(ctx, dir, binDir, n, seeds, extraArgs, true, true)
+}
+
+func startProcs(ctx context.Context, dir, binDir string, n int, seeds map[int]bool, extraArgs func(i int) []string, withScheduler, withManager bool) (*ProcCluster, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -67,9 +78,24 @@ func startProcs(ctx context.Context, dir, binDir string, n int, seeds map[int]bo
 		return nil, err
 	}
 	c := &ProcCluster{Dir: dir, BinDir: binDir, Secret: secret}
+	if withManager {
+		var err error
+		if c.Manager, err = c.startManager(ctx); err != nil {
+			return nil, err
+		}
+		user := extraArgs
+		extraArgs = func(i int) []string {
+			extra := c.Manager.nodeArgs()
+			if user != nil {
+				extra = append(extra, user(i)...)
+			}
+			return extra
+		}
+	}
 	if withScheduler {
 		var err error
 		if c.Scheduler, err = c.startScheduler(ctx); err != nil {
+			c.Stop()
 			return nil, err
 		}
 		user := extraArgs
@@ -123,6 +149,9 @@ func (c *ProcCluster) startScheduler(ctx context.Context) (*ProcScheduler, error
 	}
 	s.cmd = exec.Command(filepath.Join(c.BinDir, "scheduler"), "run", "--data-dir", s.Dir, "--cluster-secret-file", c.Secret,
 		"--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--ops-addr", ops, "--log-format", "text", "--log-level", "debug")
+	if c.Manager != nil {
+		s.cmd.Args = append(s.cmd.Args, append(c.Manager.nodeArgs(), "--manager-cluster", ProcClusterName)...)
+	}
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := s.cmd.Start(); err != nil {
@@ -284,6 +313,9 @@ func (c *ProcCluster) Stop() error {
 	}
 	if c.Scheduler != nil {
 		c.Scheduler.stop()
+	}
+	if c.Manager != nil {
+		c.Manager.stop()
 	}
 	return errors.Join(errs...)
 }

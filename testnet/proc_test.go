@@ -17,7 +17,7 @@ import (
 func buildBinaries(t *testing.T) string {
 	t.Helper()
 	bin := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", bin+"/", "../cli/cmd/dfnode", "../cli/cmd/dfget", "../cli/cmd/dfcache", "../cli/cmd/scheduler")
+	cmd := exec.Command("go", "build", "-o", bin+"/", "../cli/cmd/dfnode", "../cli/cmd/dfget", "../cli/cmd/dfcache", "../cli/cmd/scheduler", "../cli/cmd/manager")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -38,7 +38,8 @@ func TestDemoWithRealProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"identical ✔", "origin served", "digests verified ✔", "registry sent"} {
+	for _, want := range []string{"identical ✔", "origin served", "digests verified ✔", "registry sent",
+		"manager console: http://127.0.0.1:", "job 1 succeeded", "job 2 succeeded", "origin served 0B more"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("demo output lacks %q", want)
 		}

@@ -34,12 +34,14 @@ func newDemoCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Start a local cluster of real dfnode processes and show it working",
-		Long: `demo starts a scheduler and a cluster of dfnode processes on 127.0.0.1
-(node0 is a seed peer; nodes alternate between two IDCs), imports a generated
-file on one node with dfcache and exports it on another, then has every node
-download the same URL from a local origin at once with dfget, and shows what
-came from peers and what from the origin, and the scheduler's decisions:
-which parents each node was given, in which IDC.`,
+		Long: `demo starts a manager, a scheduler and a cluster of dfnode processes on
+127.0.0.1 (node0 is a seed peer; nodes alternate between two IDCs) and prints
+the manager's console URL and root password. It imports a generated file on
+one node with dfcache and exports it on another, has every node download the
+same URL from a local origin at once with dfget, pulls an image through every
+node's registry mirror, has the manager preheat a URL and an image on the
+seed peer, and shows what came from peers and what from the origin, and the
+scheduler's decisions: which parents each node was given, in which IDC.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if binDir == "" {
@@ -68,7 +70,7 @@ which parents each node was given, in which IDC.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&binDir, "bin-dir", "", "directory holding dfnode, dfget, dfcache and scheduler (default: next to dftestnet)")
+	f.StringVar(&binDir, "bin-dir", "", "directory holding dfnode, dfget, dfcache, scheduler and manager (default: next to dftestnet)")
 	f.StringVar(&dir, "dir", "", "working directory (default: a temporary one, removed afterwards)")
 	f.IntVar(&nodes, "nodes", 3, "number of dfnode processes")
 	f.Var(&size, "size", "size of the file downloaded with dfget")
