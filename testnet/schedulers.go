@@ -20,7 +20,7 @@ type Scheduler struct {
 	Dir     string
 	managed bool // registered with the manager, not in the nodes' static lists
 	cancel  context.CancelFunc
-	done   chan error
+	done    chan error
 }
 
 // WithSchedulers starts k schedulers before the nodes; every node gets all
