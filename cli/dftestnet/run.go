@@ -164,7 +164,8 @@ Exit status 1 when a host failed or an expectation (expect:) is not met.`,
 			if err == nil && sc.Baseline {
 				fmt.Fprintf(cmd.ErrOrStderr(), "▶ baseline: the same hosts straight from the origin\n")
 				base := spec
-				base.NoP2P, base.Events = true, nil
+				// the no-P2P baseline is plain HTTP through shaped links: in-process
+				base.NoP2P, base.Events, base.Backend = true, nil, testnet.BackendInProcess
 				b, berr := testnet.RunSwarm(ctx, dir+"-baseline", base)
 				if !keep {
 					defer os.RemoveAll(dir + "-baseline")
