@@ -1,6 +1,7 @@
 package testnet
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -55,5 +56,36 @@ class htb 1:99 root prio 0 rate 10Gbit ceil 10Gbit burst 0b cburst 0b
 	}
 	if _, err := parseClassBytes("class htb 1:x root\n"); err == nil {
 		t.Fatal("a bad class id was accepted")
+	}
+}
+
+func TestValidateBackendAndIDCs(t *testing.T) {
+	base := Scenario{Hosts: 4, Size: 1 << 20}
+	tests := []struct {
+		name string
+		edit func(*Scenario)
+		want string // "" valid
+	}{
+		{"netns", func(s *Scenario) { s.Backend = "netns" }, ""},
+		{"two IDCs compared", func(s *Scenario) {
+			s.IDCs, s.CompareUnconstrained, s.Expect.MaxConstrainedSlowdown = 2, true, 1.2
+		}, ""},
+		{"unknown backend", func(s *Scenario) { s.Backend = "docker" }, "backend"},
+		{"more IDCs than hosts", func(s *Scenario) { s.IDCs = 5 }, "idcs"},
+		{"comparison without IDCs", func(s *Scenario) { s.CompareUnconstrained = true }, "need idcs"},
+		{"slowdown without comparison", func(s *Scenario) { s.IDCs, s.Expect.MaxConstrainedSlowdown = 2, 1.2 }, "needs compare-unconstrained"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := base
+			tt.edit(&s)
+			err := s.Validate()
+			if tt.want == "" && err != nil {
+				t.Fatal(err)
+			}
+			if tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Fatalf("err = %v, want one mentioning %q", err, tt.want)
+			}
+		})
 	}
 }
