@@ -253,8 +253,11 @@ func (j *Job) pieceWorker(ctx context.Context, ps *parentState) {
 		start := time.Now()
 		d, err := j.fetchPiece(ctx, s, r, n)
 		j.plan.finish(n, err == nil, d, time.Since(start))
-		if !errors.Is(err, errPieceDone) && ctx.Err() == nil {
-			j.reportPiece(n, ps.id, err == nil, d, time.Since(start), errors.Is(err, errBusy))
+		if !errors.Is(err, errPieceDone) && !errors.Is(err, errBusy) && ctx.Err() == nil {
+			// A busy parent is not reported: it says nothing about the
+			// parent, and in a busy swarm the reports would crowd out the
+			// piece results the scheduler chooses parents by.
+			j.reportPiece(n, ps.id, err == nil, d, time.Since(start), false)
 		}
 		switch {
 		case err == nil:

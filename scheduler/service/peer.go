@@ -172,7 +172,10 @@ func (s *Service) piece(p *resource.Peer, m *pb.PieceResult) error {
 	}
 	if !r.Success {
 		s.m.pieceFailures.Inc()
-		if r.Parent != "" {
+		if r.Parent != "" && !r.Temporary {
+			// A busy parent (temporary) is not a bad one: its slots are
+			// taken right now. Blocking it would take it from the child
+			// for good, and a swarm's parents are busy most of the time.
 			p.Block(r.Parent)
 		}
 		return nil
