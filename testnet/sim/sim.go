@@ -29,9 +29,8 @@
 //   - The node's upload side (upload.go): upload slots by the node's
 //     automatic rule (one per 2 MiB/s, 2..64) with the 2 s wait queue that
 //     grants a freed slot to the least-sent piece; a request that waited too
-//     long is answered BUSY, which the node reports as a failed piece (the
-//     service blocklists that parent for the child) before its stream sleeps
-//     100–500 ms; and super-seeding of the pieces a host fetched from the
+//     long is answered BUSY and the stream sleeps 100–500 ms (BUSY is not
+//     reported to the scheduler); and super-seeding of the pieces a host fetched from the
 //     origin.
 //
 // What is not: latency, loss, protocol and crypto overhead, the streaming
@@ -705,12 +704,6 @@ func (s *sim) pieceResult(p, parent *resource.Peer, n uint32, cost time.Duration
 	if p.Held() == 1 || p.Held() == int(s.task.PieceCount()) {
 		s.dirty = true
 	}
-}
-
-// pieceFailed is the service's piece handler for a failure.
-func (s *sim) pieceFailed(p, parent *resource.Peer) {
-	p.Updated = s.t()
-	p.Block(parent.Host.ID)
 }
 
 // peerDone is the service's done handler for a success.

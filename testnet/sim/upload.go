@@ -111,13 +111,11 @@ func (s *sim) expire() {
 	}
 }
 
-// busyAnswer is a BUSY reply: the node reports the piece failed
-// (temporary), the service blocklists the parent for this child, and the
-// stream sleeps 100–500 ms.
+// busyAnswer is a BUSY reply: the stream sleeps 100–500 ms (a busy parent
+// is neither reported to nor blocklisted by the scheduler).
 func (s *sim) busyAnswer(l *link) {
 	l.retryAt = s.now + 0.1 + 0.4*s.rnd.Float64()
 	s.busy++
-	s.timed(func() { s.pieceFailed(l.child.rp, l.parent.rp) })
 }
 
 // visible reports whether child has been told that p holds piece n.
