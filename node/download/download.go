@@ -101,6 +101,12 @@ type Request struct {
 	// SeedTriggered: a scheduler asked this (seed) node to fetch the task
 	// from its origin.
 	SeedTriggered bool
+	// Prompt: a client is waiting for the first bytes (the registry
+	// mirror's blobs). A download that starts from nothing, may go to the
+	// origin and whose provider lookup finds nobody fetches the first
+	// EarlyBytes from it at once, without waiting for the gather window,
+	// and streams them to readers as they arrive (see WriteTo).
+	Prompt bool
 }
 
 // Config tunes the downloader.

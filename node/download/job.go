@@ -28,8 +28,12 @@ type Job struct {
 	refs int // guarded by d.mu
 
 	ready chan struct{} // closed once the layout is known (Task usable) or the job failed
-	done  chan struct{} // closed when the job ended
-	err   error         // set before done closes
+	// layoutKnown is closed once Layout is known, possibly before the task
+	// exists in the store (Ready), or the job failed.
+	layoutKnown chan struct{}
+	layoutOnce  sync.Once
+	done        chan struct{} // closed when the job ended
+	err         error         // set before done closes
 
 	task      storage.Task
 	plan      *plan
@@ -66,6 +70,8 @@ type Job struct {
 	schedLayout    chan protocol.Layout
 	dropped        map[peer.ID]bool // pmu; parents given up on
 
+	early atomic.Pointer[earlyBytes] // Prompt: the content's first bytes, fetched at once
+
 	wholeOnce sync.Once // the origin cannot serve ranges: stream it once
 	limOnce   sync.Once
 	lim       *ratelimit.Limiter
@@ -87,7 +93,7 @@ type parentHeader struct {
 func newJob(d *Downloader, req Request, ctx context.Context, cancel context.CancelFunc) *Job {
 	return &Job{
 		d: d, req: req, ctx: ctx, cancel: cancel, start: time.Now(), refs: 1,
-		ready: make(chan struct{}), done: make(chan struct{}),
+		ready: make(chan struct{}), done: make(chan struct{}), layoutKnown: make(chan struct{}),
 		hdrs: make(chan parentHeader, 16), progress: make(chan struct{}, 1), fatal: make(chan error, 1),
 		parents:     make(map[peer.ID]bool),
 		schedLayout: make(chan protocol.Layout, 1),
@@ -100,6 +106,24 @@ func (j *Job) ID() protocol.TaskID { return j.req.ID }
 
 // Ready is closed when Task may be used (or the job failed: check Err).
 func (j *Job) Ready() <-chan struct{} { return j.ready }
+
+// LayoutKnown is closed as soon as Layout is known — before Ready when the
+// task is still being created in the store — or when the job failed. A
+// caller may send headers then; WriteTo waits for what it needs.
+func (j *Job) LayoutKnown() <-chan struct{} { return j.layoutKnown }
+
+// markLayout closes LayoutKnown; j.layout must be set.
+func (j *Job) markLayout() { j.layoutOnce.Do(func() { close(j.layoutKnown) }) }
+
+// readyTask returns the store handle once Ready closed, else nil.
+func (j *Job) readyTask() storage.Task {
+	select {
+	case <-j.ready:
+		return j.task
+	default:
+		return nil
+	}
+}
 
 // Done is closed when the job ended.
 func (j *Job) Done() <-chan struct{} { return j.done }
@@ -217,6 +241,7 @@ func (j *Job) run() {
 			"pieces_took", j.piecesDone)
 	}
 	j.err = err
+	j.markLayout()
 	select {
 	case <-j.ready:
 	default:
@@ -246,6 +271,7 @@ func (j *Job) execute() error {
 			if fresh, err := j.revalidate(ctx, task); err != nil || fresh {
 				j.task = task
 				j.layout = task.Info().Layout
+				j.markLayout()
 				close(j.ready)
 				return err
 			}
@@ -270,6 +296,7 @@ func (j *Job) execute() error {
 	if !j.openScheduler(ctx) {
 		j.lookup(ctx, found)
 	}
+	j.startEarly(ctx)
 	if j.task == nil {
 		if err := j.resolveLayout(ctx, found); err != nil {
 			return err
@@ -297,6 +324,7 @@ func (j *Job) execute() error {
 	j.plan = p
 	useSource := j.sourceAllowed || !j.scheduled.Load()
 	j.pmu.Unlock()
+	j.markLayout()
 	close(j.ready)
 	j.markProvided()
 	if useSource {
@@ -533,11 +561,23 @@ func (j *Job) createTask(ctx context.Context, l protocol.Layout) error {
 	if j.req.Source != nil {
 		spec.Origin = storage.Origin{URL: redactedURL(j.req.Source.URL), ETag: j.meta.ETag, LastModified: j.meta.LastModified}
 	}
+	// Readers may start now (headers, early bytes) while the store
+	// creates the task; the store normalises the layout the same way.
+	l, err := protocol.NewLayout(l.ContentLength, l.PieceLength)
+	if err != nil {
+		return fmt.Errorf("create task: %w", err)
+	}
+	j.layout = l
+	j.markLayout()
 	t, err := j.d.store.Create(ctx, spec)
 	if err != nil {
 		return fmt.Errorf("create task: %w", err)
 	}
-	j.task, j.layout = t, t.Info().Layout
+	if got := t.Info().Layout; got != l {
+		t.Close()
+		return fmt.Errorf("%w: stored as %d/%d, expected %d/%d", ErrLayoutConflict, got.ContentLength, got.PieceLength, l.ContentLength, l.PieceLength)
+	}
+	j.task = t
 	return nil
 }
 
@@ -588,6 +628,9 @@ func (j *Job) complete(ctx context.Context) error {
 		j.pmu.Lock()
 		want = j.parentDigest
 		j.pmu.Unlock()
+	}
+	if err := j.checkEarly(); err != nil {
+		return err
 	}
 	if _, err := j.task.Complete(ctx, want); err != nil {
 		return fmt.Errorf("complete task: %w", err)

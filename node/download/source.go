@@ -89,6 +89,11 @@ func (j *Job) sourceWorker(ctx context.Context) error {
 }
 
 func (j *Job) fetchFromSource(ctx context.Context, n uint32) (protocol.Digest, error) {
+	if n == 0 {
+		if d, ok, err := j.pieceWithEarly(ctx); ok {
+			return d, err
+		}
+	}
 	off, length, err := j.layout.Piece(n)
 	if err != nil {
 		return protocol.Digest{}, err

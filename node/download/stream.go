@@ -9,15 +9,18 @@ import (
 // WriteTo writes bytes [off, off+n) of the task to w in order, as soon as
 // the pieces holding them are verified. It returns when every byte was
 // written, the job failed, or ctx ended. Written bytes are verified piece by
-// piece; the whole-content check ends the job, so callers that must vouch
-// for the whole content wait for Wait afterwards.
+// piece, except the first EarlyBytes of a Prompt download, which may come
+// straight from the origin before piece 0 is verified; the whole-content
+// check (which also compares those early bytes with the verified piece)
+// ends the job, so callers that must vouch for the whole content wait for
+// Wait afterwards.
 func (j *Job) WriteTo(ctx context.Context, w io.Writer, off, n int64) (int64, error) {
 	select {
-	case <-j.ready:
+	case <-j.layoutKnown:
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
-	if j.task == nil {
+	if j.finished() && j.task == nil {
 		return 0, j.Err()
 	}
 	if off < 0 || n < 0 || off > j.layout.ContentLength-n {
@@ -28,6 +31,21 @@ func (j *Job) WriteTo(ctx context.Context, w io.Writer, off, n int64) (int64, er
 		pos := off + written
 		piece, err := j.layout.PieceAt(pos)
 		if err != nil {
+			return written, err
+		}
+		if piece == 0 {
+			// A Prompt download's first bytes, straight from the origin
+			// (possibly before the task exists in the store).
+			c, err := j.writeEarly(ctx, w, pos, n-written)
+			written += c
+			if err != nil {
+				return written, err
+			}
+			if c > 0 {
+				continue
+			}
+		}
+		if err := j.awaitTask(ctx); err != nil {
 			return written, err
 		}
 		if err := j.waitPiece(ctx, piece); err != nil {
@@ -52,6 +70,22 @@ func (j *Job) WriteTo(ctx context.Context, w io.Writer, off, n int64) (int64, er
 		}
 	}
 	return written, nil
+}
+
+// awaitTask waits until the task exists in the store (Ready).
+func (j *Job) awaitTask(ctx context.Context) error {
+	select {
+	case <-j.ready:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if j.task == nil {
+		if err := j.Err(); err != nil {
+			return err
+		}
+		return fmt.Errorf("download of %s ended without a task", j.req.ID.Short())
+	}
+	return nil
 }
 
 // waitPiece blocks until piece n is verified, the job fails, or ctx ends.
