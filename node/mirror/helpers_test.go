@@ -27,6 +27,7 @@ import (
 	"github.com/dragonfly-p2p/df/node/download"
 	"github.com/dragonfly-p2p/df/node/mirror"
 	"github.com/dragonfly-p2p/df/testnet"
+	"github.com/dragonfly-p2p/df/testnet/shape"
 )
 
 func testCtx(t testing.TB) context.Context {
@@ -54,9 +55,19 @@ type upstreamRegistry struct {
 
 func newUpstreamRegistry(t testing.TB) *upstreamRegistry {
 	t.Helper()
+	return newUpstreamRegistryOn(t, nil)
+}
+
+// newUpstreamRegistryOn is newUpstreamRegistry behind a shaped link (nil:
+// not shaped).
+func newUpstreamRegistryOn(t testing.TB, link *shape.Link) *upstreamRegistry {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if link != nil {
+		ln = link.Listener(ln)
 	}
 	u := &upstreamRegistry{
 		Host:     ln.Addr().String(),

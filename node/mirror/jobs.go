@@ -66,14 +66,28 @@ func contentRequest(reg *registry, repo, kind string, d protocol.Digest, authz s
 		Kind:        storage.KindContent,
 		Source:      &download.SourceRequest{URL: reg.url(repo, kind, d.String()), Header: h},
 		Application: "dfnode-mirror",
+		// A runtime waits on every blob: its first bytes come from the
+		// registry at once when nobody has it yet.
+		Prompt: kind == "blobs",
 	}
+}
+
+// layoutWaiter is a Job that knows its layout before its task exists in
+// the store (*download.Job): headers and a new blob's first bytes need not
+// wait for the store.
+type layoutWaiter interface {
+	LayoutKnown() <-chan struct{}
 }
 
 // waitReady waits until the job's layout is known; a job that failed first
 // returns its (classified) error.
 func waitReady(ctx context.Context, j Job) error {
+	ready := j.Ready()
+	if lw, ok := j.(layoutWaiter); ok {
+		ready = lw.LayoutKnown()
+	}
 	select {
-	case <-j.Ready():
+	case <-ready:
 	case <-ctx.Done():
 		return classifyDownload(ctx.Err())
 	}
