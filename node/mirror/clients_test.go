@@ -6,9 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 
 	"github.com/dragonfly-p2p/df/node/mirror/runtimeconfig"
 )
@@ -70,24 +74,18 @@ func TestSkopeoCopyThroughMirror(t *testing.T) {
 	}
 }
 
-// TestContainerdFetchThroughMirror: containerd (ctr content fetch
-// --hosts-dir) with a hosts.toml written by runtimeconfig resolves and
-// fetches through the mirror, which it addresses with ?ns=.
-func TestContainerdFetchThroughMirror(t *testing.T) {
-	ctr := needBinary(t, "ctr")
+// startContainerd starts a real containerd as root with its root, state
+// and sockets in a temporary directory, and returns its socket. It skips
+// the test when containerd or ctr is missing, or without root.
+func startContainerd(t *testing.T) (ctr, sock string) {
+	t.Helper()
+	ctr = needBinary(t, "ctr")
 	containerd := needBinary(t, "containerd")
 	if os.Geteuid() != 0 {
 		t.Skip("containerd needs root")
 	}
-	reg := newUpstreamRegistry(t)
-	img := testImage(t, reg, "library/app:v1", 1<<20+4096, 3)
-	c := startNodes(t, 1)
-	cfg := testConfig(reg)
-	cfg.DefaultRegistry = "none" // containerd must name the registry with ns
-	ms := startMirror(t, c.Node(0).Downloader(), cfg)
-
 	dir := t.TempDir()
-	sock := filepath.Join(dir, "c.sock")
+	sock = filepath.Join(dir, "c.sock")
 	config := fmt.Sprintf(`version = 2
 root = %q
 state = %q
@@ -114,7 +112,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		if _, err := os.Stat(sock); err == nil {
-			break
+			return ctr, sock
 		}
 		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(filepath.Join(dir, "containerd.log"))
@@ -122,8 +120,21 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
 
-	hostsDir := filepath.Join(dir, "certs.d")
+// TestContainerdFetchThroughMirror: containerd (ctr content fetch
+// --hosts-dir) with a hosts.toml written by runtimeconfig resolves and
+// fetches through the mirror, which it addresses with ?ns=.
+func TestContainerdFetchThroughMirror(t *testing.T) {
+	ctr, sock := startContainerd(t)
+	reg := newUpstreamRegistry(t)
+	img := testImage(t, reg, "library/app:v1", 1<<20+4096, 3)
+	c := startNodes(t, 1)
+	cfg := testConfig(reg)
+	cfg.DefaultRegistry = "none" // containerd must name the registry with ns
+	ms := startMirror(t, c.Node(0).Downloader(), cfg)
+
+	hostsDir := filepath.Join(t.TempDir(), "certs.d")
 	if _, err := runtimeconfig.WriteContainerdHosts(hostsDir, runtimeconfig.ContainerdHost{
 		Registry: reg.Host, Server: "http://" + reg.Host, Mirror: ms.URL,
 	}); err != nil {
@@ -157,5 +168,81 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 		if !strings.Contains(string(out), d.String()) {
 			t.Fatalf("layer %s missing from containerd's store:\n%s", d, out)
 		}
+	}
+}
+
+// TestContainerdImagePullThroughMirror: `ctr images pull --hosts-dir`
+// pulls an image through the mirror and unpacks it (native snapshotter):
+// containerd resolves the tag, fetches every blob through the mirror,
+// checks their digests and the config's diff IDs, and registers the image.
+func TestContainerdImagePullThroughMirror(t *testing.T) {
+	ctr, sock := startContainerd(t)
+	reg := newUpstreamRegistry(t)
+	img, err := random.Image(1<<20+4096, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A platform, so that containerd's default matcher takes the manifest.
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = runtime.GOOS, runtime.GOARCH
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	reg.push(t, "library/unpack:v1", img)
+	c := startNodes(t, 1)
+	cfg := testConfig(reg)
+	cfg.DefaultRegistry = "none"
+	ms := startMirror(t, c.Node(0).Downloader(), cfg)
+
+	hostsDir := filepath.Join(t.TempDir(), "certs.d")
+	if _, err := runtimeconfig.WriteContainerdHosts(hostsDir, runtimeconfig.ContainerdHost{
+		Registry: reg.Host, Server: "http://" + reg.Host, Mirror: ms.URL,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	ref := reg.Host + "/library/unpack:v1"
+	out, err := exec.CommandContext(ctx, ctr, "--address", sock, "--namespace", "dftest", "images", "pull",
+		"--hosts-dir", hostsDir, "--snapshotter", "native", ref).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ctr images pull: %v\n%s\nmirror log:\n%s", err, out, ms.Logs.String())
+	}
+	if direct := clientRequests(reg, "containerd"); len(direct) > 0 {
+		t.Fatalf("containerd fell back to the registry: %v", direct)
+	}
+	layers, _ := img.Layers()
+	logs := ms.Logs.String()
+	for _, l := range layers {
+		d, _ := l.Digest()
+		if !strings.Contains(logs, d.String()) {
+			t.Fatalf("layer %s was not fetched through the mirror", d)
+		}
+	}
+	out, err = exec.CommandContext(ctx, ctr, "--address", sock, "--namespace", "dftest", "images", "check").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ctr images check: %v\n%s", err, out)
+	}
+	var line string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, ref) {
+			line = l
+		}
+	}
+	if !strings.Contains(line, "complete") {
+		t.Fatalf("image not complete in containerd:\n%s", out)
+	}
+	// Unpacked: one committed snapshot per layer.
+	out, err = exec.CommandContext(ctx, ctr, "--address", sock, "--namespace", "dftest", "snapshots",
+		"--snapshotter", "native", "ls").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ctr snapshots ls: %v\n%s", err, out)
+	}
+	if n := strings.Count(string(out), "Committed"); n != len(layers) {
+		t.Fatalf("%d committed snapshots, want %d:\n%s", n, len(layers), out)
 	}
 }
