@@ -25,7 +25,7 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 // seedCluster starts a manager with cluster "c1", then n in-process nodes
 // following it (node 0 a seed peer, which registers itself by keepalive),
 // and waits until the manager lists the seed peer.
-func seedCluster(t *testing.T, ctx context.Context, n int, opts ...testnet.Option) (*testnet.Cluster, *testnet.Manager) {
+func seedCluster(t testing.TB, ctx context.Context, n int, opts ...testnet.Option) (*testnet.Cluster, *testnet.Manager) {
 	t.Helper()
 	c, err := testnet.Start(ctx, t.TempDir(), 0, append([]testnet.Option{
 		testnet.WithConfig(func(i int, cfg *node.Config) { cfg.Seed = i == 0 })}, opts...)...)
@@ -56,7 +56,7 @@ func seedCluster(t *testing.T, ctx context.Context, n int, opts ...testnet.Optio
 }
 
 // waitSeedActive waits until the manager lists seed as an active seed peer.
-func waitSeedActive(t *testing.T, ctx context.Context, m *testnet.Manager, seed *testnet.Node) {
+func waitSeedActive(t testing.TB, ctx context.Context, m *testnet.Manager, seed *testnet.Node) {
 	t.Helper()
 	for {
 		var list struct {

@@ -32,6 +32,7 @@ type managed struct {
 	hc      *http.Client
 	dyn     *dynclient.Client[dynclient.NodeConfig]
 	cluster atomic.Pointer[string] // best cluster of the last answer
+	version atomic.Pointer[string] // version last applied
 }
 
 // ReadToken reads a manager token file (trailing whitespace ignored).
@@ -121,6 +122,9 @@ func (m *managed) apply(c dynclient.NodeConfig) {
 	}
 	best := c.Clusters[0]
 	m.cluster.Store(&best.Name)
+	if prev := m.version.Swap(&c.Version); prev != nil && *prev == c.Version {
+		return // every pull delivers the config; only a new version changes anything
+	}
 	scheds := instancePeers(best.Schedulers, n.host.ID())
 	if len(scheds) == 0 {
 		scheds, _ = n.cfg.SchedulerPeers() // validated at start

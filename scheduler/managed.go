@@ -44,7 +44,12 @@ func newManaged(s *Scheduler) (*managed, error) {
 		filepath.Join(s.cfg.DataDir, DynconfigCacheFile),
 		dynclient.WithHTTPClient(m.hc), dynclient.WithInterval(s.cfg.Manager.PullInterval),
 		dynclient.WithLogger(s.log.With("component", "dynclient")))
+	var last string
 	m.dyn.OnUpdate(func(c dynclient.SchedulerConfig) {
+		if c.Version == last {
+			return // every pull delivers the config; log new versions only
+		}
+		last = c.Version
 		s.log.Info("manager config applied", "version", c.Version, "cluster", c.Cluster.Name,
 			"schedulers", len(c.Cluster.Schedulers), "applications", len(c.Applications))
 	})

@@ -211,7 +211,7 @@ func (m *ManagerClient) WaitJob(ctx context.Context, id uint64, seen func(Job)) 
 		select {
 		case <-ctx.Done():
 			return j, fmt.Errorf("job %d still %s: %w", id, j.State, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }

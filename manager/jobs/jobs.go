@@ -87,6 +87,7 @@ type Queue struct {
 	log     *slog.Logger
 	poll    time.Duration
 	workers int
+	blobs   int
 	wake    chan struct{}
 	mu      sync.Mutex
 	active  map[uint64]bool
@@ -101,13 +102,22 @@ func WithLogger(l *slog.Logger) Option { return func(q *Queue) { q.log = l } }
 // WithPoll sets how often the queue looks for pending jobs without a wake-up.
 func WithPoll(d time.Duration) Option { return func(q *Queue) { q.poll = d } }
 
+// WithBlobConcurrency sets how many blobs of one preheat job run at once (default 4).
+func WithBlobConcurrency(n int) Option {
+	return func(q *Queue) {
+		if n > 0 {
+			q.blobs = n
+		}
+	}
+}
+
 // WithWorkers sets how many jobs run at once.
 func WithWorkers(n int) Option { return func(q *Queue) { q.workers = n } }
 
 // New returns a queue over st. res may be nil when only URL preheats are wanted.
 func New(st *store.Store, exec Executor, res Resolver, guard *Guard, opts ...Option) *Queue {
 	q := &Queue{st: st, exec: exec, res: res, guard: guard, log: slog.New(slog.DiscardHandler), poll: time.Second,
-		workers: 2, wake: make(chan struct{}, 1), active: map[uint64]bool{}}
+		workers: 2, blobs: 4, wake: make(chan struct{}, 1), active: map[uint64]bool{}}
 	for _, o := range opts {
 		o(q)
 	}
@@ -371,50 +381,76 @@ func (q *Queue) preheat(ctx context.Context, j store.Job) error {
 			return err
 		}
 	}
-	var failed int
+	// Blobs are preheated blobConcurrency at a time (the seed peer bounds
+	// its own downloads too); progress entries are updated by index.
+	var failed atomic.Int32
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, q.blobs)
 	for i, p := range j.Progress {
 		if p.State == store.JobSucceeded {
 			continue // done before a restart
 		}
-		set := func(fn func(*store.BlobProgress)) {
-			if _, err := q.st.UpdateJob(j.ID, func(x *store.Job) error {
-				if i < len(x.Progress) {
-					fn(&x.Progress[i])
-				}
-				return nil
-			}); err != nil {
-				q.log.Error("jobs: progress", "job", j.ID, "err", err)
-			}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
 		}
-		set(func(b *store.BlobProgress) { b.State, b.Error = store.JobRunning, "" })
-		var last time.Time
-		var latest atomic.Int64 // the final count is kept even when the throttle skipped it
-		err := q.exec.Preheat(ctx, p.Cluster, Blob{URL: p.URL, Digest: p.Digest, Size: p.Size, Headers: a.Headers}, func(done int64) {
-			latest.Store(done)
-			if time.Since(last) > 200*time.Millisecond {
-				last = time.Now()
-				set(func(b *store.BlobProgress) { b.Done = done })
-			}
-		})
 		if ctx.Err() != nil {
-			return ctx.Err()
+			break
 		}
-		if err != nil {
-			failed++
-			set(func(b *store.BlobProgress) { b.State, b.Error = store.JobFailed, err.Error() })
-			continue
-		}
-		set(func(b *store.BlobProgress) {
-			b.State = store.JobSucceeded
-			if b.Size > 0 {
-				b.Done = b.Size
-			} else {
-				b.Done = latest.Load() // URL of unknown size: what was fetched
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := q.preheatBlob(ctx, j.ID, i, p, a.Headers); err != nil {
+				failed.Add(1)
 			}
 		})
 	}
-	if failed > 0 {
-		return fmt.Errorf("%d of %d blobs failed", failed, len(j.Progress))
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
+	if n := failed.Load(); n > 0 {
+		return fmt.Errorf("%d of %d blobs failed", n, len(j.Progress))
+	}
+	return nil
+}
+
+// preheatBlob runs one blob of a preheat job and records its progress;
+// the error is the blob's failure (already recorded).
+func (q *Queue) preheatBlob(ctx context.Context, id uint64, i int, p store.BlobProgress, headers map[string]string) error {
+	set := func(fn func(*store.BlobProgress)) {
+		if _, err := q.st.UpdateJob(id, func(x *store.Job) error {
+			if i < len(x.Progress) {
+				fn(&x.Progress[i])
+			}
+			return nil
+		}); err != nil {
+			q.log.Error("jobs: progress", "job", id, "err", err)
+		}
+	}
+	set(func(b *store.BlobProgress) { b.State, b.Error = store.JobRunning, "" })
+	var last time.Time
+	var latest atomic.Int64 // the final count is kept even when the throttle skipped it
+	err := q.exec.Preheat(ctx, p.Cluster, Blob{URL: p.URL, Digest: p.Digest, Size: p.Size, Headers: headers}, func(done int64) {
+		latest.Store(done)
+		if time.Since(last) > 200*time.Millisecond {
+			last = time.Now()
+			set(func(b *store.BlobProgress) { b.Done = done })
+		}
+	})
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err() // shutting down: the blob stays "running" and is redone after a restart
+	}
+	if err != nil {
+		set(func(b *store.BlobProgress) { b.State, b.Error = store.JobFailed, err.Error() })
+		return err
+	}
+	set(func(b *store.BlobProgress) {
+		b.State = store.JobSucceeded
+		if b.Size > 0 {
+			b.Done = b.Size
+		} else {
+			b.Done = latest.Load() // URL of unknown size: what was fetched
+		}
+	})
 	return nil
 }
