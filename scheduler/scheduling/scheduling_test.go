@@ -347,3 +347,28 @@ func BenchmarkScheduleLargeTask(b *testing.B) {
 		})
 	}
 }
+
+// Holders whose upload slots are all booked are capacity, not
+// availability: a child waits for them without using up attempts (no
+// origin, no RETRY_LIMIT failure) and gets one once an announcement frees
+// it.
+func TestFullHoldersAreWaitedFor(t *testing.T) {
+	w := newWorld(t, Config{RetryBackToSourceLimit: 2, RetryLimit: 4}, 8<<20)
+	h := w.host(hostSpec{capacity: 100 << 20})
+	holder := w.peer(h, -1)
+	h.Info.MaxUploads = 1
+	h.BookedUploads = 4 // children-per-slot (4) × 1 slot: booked full
+	child := w.peer(w.host(hostSpec{}), 0)
+	for i := range 20 {
+		if d := w.s.Schedule(child, now.Add(time.Duration(i)*time.Second)); d.Action != Wait || child.Attempts != 0 {
+			t.Fatalf("round %d with the only holder booked full: %+v (attempts %d), want wait without an attempt", i, d, child.Attempts)
+		}
+	}
+	info := h.Info
+	if _, err := w.store.UpsertHost(h.ID, info, now); err != nil { // its announcement replaces the bookings
+		t.Fatal(err)
+	}
+	if d := w.s.Schedule(child, now.Add(21*time.Second)); d.Action != Parents || d.Parents[0] != holder {
+		t.Fatalf("after the holder announced: %+v, want it as parent", d)
+	}
+}
