@@ -27,24 +27,44 @@ type tick struct {
 	Label string
 }
 
-// preheatChart sums the bytes the preheat jobs fetched from origins per
-// hour over the last 24 hours, attributing each job's bytes to the hour of
-// its last update.
-func preheatChart(now time.Time, js []store.Job) chart {
-	const hours = 24
-	c := chart{W: 720, H: 220, Left: 64, Bottom: 28}
+// hours is the span of the traffic chart.
+const hours = 24
+
+// hourly sums the bytes preheat jobs fetched from origins per hour over
+// the last 24 hours, attributing each job's bytes to the hour of its last
+// update.
+type hourly struct {
+	start, end time.Time
+	sums       [hours]int64
+}
+
+func newHourly(now time.Time) *hourly {
 	end := now.Truncate(time.Hour).Add(time.Hour)
-	start := end.Add(-hours * time.Hour)
-	var sums [hours]int64
-	for _, j := range js {
-		if j.Type != store.JobPreheat || j.UpdatedAt.Before(start) || !j.UpdatedAt.Before(end) {
-			continue
-		}
-		i := int(j.UpdatedAt.Sub(start) / time.Hour)
-		for _, b := range j.Progress {
-			sums[i] += b.Done
-		}
+	return &hourly{start: end.Add(-hours * time.Hour), end: end}
+}
+
+func (h *hourly) add(j *store.Job) {
+	if j.Type != store.JobPreheat || j.UpdatedAt.Before(h.start) || !j.UpdatedAt.Before(h.end) {
+		return
 	}
+	i := int(j.UpdatedAt.Sub(h.start) / time.Hour)
+	for _, b := range j.Progress {
+		h.sums[i] += b.Done
+	}
+}
+
+// preheatChart charts js (see hourly).
+func preheatChart(now time.Time, js []store.Job) chart {
+	h := newHourly(now)
+	for i := range js {
+		h.add(&js[i])
+	}
+	return h.chart()
+}
+
+func (h *hourly) chart() chart {
+	c := chart{W: 720, H: 220, Left: 64, Bottom: 28}
+	start, sums := h.start, h.sums
 	for _, s := range sums {
 		c.Max = max(c.Max, s)
 	}

@@ -53,6 +53,7 @@ type API interface {
 	Handler() http.Handler
 	AuthenticateToken(tok string) (api.Principal, error)
 	Routes() []api.Route
+	Store() *store.Store // read-only use: overview statistics in one pass
 }
 
 // Console serves the web console.

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +24,9 @@ const testPW = "a-long-enough-password"
 
 // newServer runs the API with the console mounted, as the manager does:
 // the console talks to one API server, which another one mounts at "/".
-func newServer(t *testing.T) (*httptest.Server, *store.Store) {
+func newServer(t *testing.T) (*httptest.Server, *store.Store) { return newServerTB(t) }
+
+func newServerTB(t testing.TB) (*httptest.Server, *store.Store) {
 	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "m.db"))
 	if err != nil {
@@ -55,12 +58,12 @@ func newServer(t *testing.T) (*httptest.Server, *store.Store) {
 }
 
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	c    *http.Client
 }
 
-func newBrowser(t *testing.T, base string) *browser {
+func newBrowser(t testing.TB, base string) *browser {
 	jar, _ := cookiejar.New(nil)
 	return &browser{t: t, base: base, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
@@ -475,5 +478,73 @@ func TestChartBuckets(t *testing.T) {
 	}
 	if !strings.Contains(last.Title, "4.0 MiB") {
 		t.Fatalf("title %q", last.Title)
+	}
+}
+
+func TestSessionEndsWhenUserDisabled(t *testing.T) {
+	hs, st := newServer(t)
+	b := newBrowser(t, hs.URL)
+	b.login("alice")
+	if resp, _ := b.do("GET", "/clusters", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("before: %d", resp.StatusCode)
+	}
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second))) // tokens carry whole seconds
+	if err := st.UpdateUser("alice", func(u *store.User) error { u.Disabled = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := b.do("GET", "/clusters", nil, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("a disabled user's session still works: %d", resp.StatusCode)
+	}
+}
+
+// BenchmarkOverview times the overview's live part with many jobs in the
+// store ("overview"), next to the five job scans through the REST API that
+// an API-only overview needs for the same figures ("api-5-scans": one per
+// state plus the newest 500), in the same run.
+func BenchmarkOverview(b *testing.B) {
+	for _, n := range []int{1_000, 10_000} {
+		hs, st := newServerTB(b)
+		for i := range n {
+			j, err := st.CreateJob(store.Job{Type: store.JobPreheat, Args: []byte(`{"urls":["https://e.example/a"]}`), CreatedBy: "root"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = st.UpdateJob(j.ID, func(j *store.Job) error {
+				j.State = []string{store.JobSucceeded, store.JobFailed}[i%2]
+				j.Progress = []store.BlobProgress{{URL: "https://e.example/a", Done: 1 << 20, State: j.State}}
+				return nil
+			})
+		}
+		br := newBrowser(b, hs.URL)
+		br.login("root")
+		b.Run(strconv.Itoa(n)+"-jobs/overview", func(b *testing.B) {
+			for b.Loop() {
+				if resp, _ := br.do("GET", "/?part=live", nil, nil); resp.StatusCode != http.StatusOK {
+					b.Fatal(resp.StatusCode)
+				}
+			}
+		})
+		req, _ := http.NewRequest("POST", hs.URL+"/api/v1/login", strings.NewReader(`{"name":"root","password":"`+testPW+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		lr, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		raw, _ := io.ReadAll(lr.Body)
+		lr.Body.Close()
+		tok := regexp.MustCompile(`"token":"([^"]+)"`).FindStringSubmatch(string(raw))
+		if tok == nil {
+			b.Fatalf("login: %s", raw)
+		}
+		hdr := map[string]string{"Authorization": "Bearer " + tok[1]}
+		b.Run(strconv.Itoa(n)+"-jobs/api-5-scans", func(b *testing.B) {
+			for b.Loop() {
+				for _, q := range []string{"state=pending&per_page=1", "state=running&per_page=1", "state=succeeded&per_page=1", "state=failed&per_page=1", "per_page=500"} {
+					if resp, _ := br.do("GET", "/api/v1/jobs?"+q, nil, hdr); resp.StatusCode != http.StatusOK {
+						b.Fatal(resp.StatusCode)
+					}
+				}
+			}
+		})
 	}
 }
