@@ -16,7 +16,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 
@@ -266,13 +265,17 @@ func (m *Manager) init() error {
 		opts = append(opts, api.WithJobs(m.queue))
 		m.extra = append(m.extra, m.queue)
 	}
+	// The console needs the API server and the API server mounts the
+	// console: one server (one login limiter, one set of metrics), with
+	// the console handler filled in once the server exists.
+	var console http.Handler
 	if m.console != nil {
-		// The console needs the API server and the API server mounts the
-		// console: build once to hand it over, then again with it mounted.
-		first := api.New(m.st, signer, append(slices.Clone(opts), api.WithRegisterer(nil))...)
-		opts = append(opts, api.WithConsole(m.console(first)))
+		opts = append(opts, api.WithConsole(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { console.ServeHTTP(w, r) })))
 	}
 	m.api = api.New(m.st, signer, opts...)
+	if m.console != nil {
+		console = m.console(m.api)
+	}
 	if m.ps != nil {
 		topic, err := m.ps.Join(dynclient.Topic)
 		if err != nil {

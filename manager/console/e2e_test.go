@@ -2,7 +2,9 @@ package console_test
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -335,4 +337,40 @@ func TestConsoleEndToEnd(t *testing.T) {
 		chromedp.Navigate(base+"/clusters"),
 		chromedp.WaitVisible(chromedp.CSS(`input[name=password]`)),
 	)
+}
+
+// TestConsoleSharesTheAPILoginLimit checks that the console signs in
+// through the manager's one API server: failures through the API count
+// against sign-ins through the console (one budget per name, not two).
+func TestConsoleSharesTheAPILoginLimit(t *testing.T) {
+	cfg := manager.DefaultConfig()
+	cfg.DataDir, cfg.Addr, cfg.BcryptCost = t.TempDir(), "127.0.0.1:0", 10
+	m, err := manager.New(cfg, manager.WithBootstrapOutput(io.Discard), manager.WithConsole(console.Mount()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for m.Ready() != nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	base := "http://" + m.Addr()
+	for range 10 {
+		resp, err := http.Post(base+"/api/v1/login", "application/json", strings.NewReader(`{"name":"root","password":"not-the-password"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	resp, err := http.PostForm(base+"/login", url.Values{"name": {"root"}, "password": {"still-not-the-password"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), "Too many failed sign-ins") {
+		t.Fatalf("console sign-in after 10 API failures: %d", resp.StatusCode)
+	}
 }
