@@ -469,3 +469,48 @@ func TestKeepaliveThroughAPI(t *testing.T) {
 		t.Fatalf("dynconfig: %d", code)
 	}
 }
+
+// TestJobSecretsNotShown: header values (and registry passwords) of a job
+// are kept for the executor but never shown by the API, to guests or anyone.
+func TestJobSecretsNotShown(t *testing.T) {
+	f := newFixture(t)
+	q := jobs.New(f.st, nil, nil, jobs.NewGuard(nil))
+	f.srv = New(f.st, f.srv.signer, WithBcryptCost(bcrypt.MinCost), WithJobs(q))
+	f.hs.Close()
+	f.hs = httptest.NewServer(f.srv.Handler())
+	admin, guest := f.login("admin-user", pw), f.login("guest-user", pw)
+	f.st.PutCluster(store.Cluster{Name: "c"}, true)
+	code, body := f.do("POST", "/api/v1/jobs", admin, `{"type":"preheat","args":{"urls":["https://93.184.216.34/x"],"headers":{"Authorization":"Bearer s3cret-token"}}}`)
+	if code != 201 {
+		t.Fatalf("%d %s", code, body)
+	}
+	check := func(what string, raw []byte) {
+		t.Helper()
+		var one struct{ Args []byte }
+		var list struct{ Items []struct{ Args []byte } }
+		var args [][]byte
+		if json.Unmarshal(raw, &list) == nil && len(list.Items) > 0 {
+			for _, it := range list.Items {
+				args = append(args, it.Args)
+			}
+		} else if err := json.Unmarshal(raw, &one); err == nil {
+			args = append(args, one.Args)
+		}
+		if len(args) == 0 {
+			t.Fatalf("%s: no job in %s", what, raw)
+		}
+		for _, a := range args {
+			if strings.Contains(string(a)+string(raw), "s3cret") || !strings.Contains(string(a), "[redacted]") {
+				t.Fatalf("%s shows the job's arguments as %s", what, a)
+			}
+		}
+	}
+	check("POST /jobs", body)
+	_, body = f.do("GET", "/api/v1/jobs/1", guest, "")
+	check("GET /jobs/1", body)
+	_, body = f.do("GET", "/api/v1/jobs", guest, "")
+	check("GET /jobs", body)
+	if j, _ := f.st.Job(1); !strings.Contains(string(j.Args), "s3cret-token") {
+		t.Fatal("the executor lost the header value")
+	}
+}

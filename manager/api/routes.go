@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/dragonfly-p2p/df/manager/auth"
+	"github.com/dragonfly-p2p/df/manager/jobs"
 	"github.com/dragonfly-p2p/df/manager/searcher"
 	"github.com/dragonfly-p2p/df/manager/store"
 )
@@ -728,6 +729,9 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, _ Principal) {
 	if js == nil {
 		js = []store.Job{}
 	}
+	for i := range js {
+		js[i].Args = jobs.Redacted(js[i].Type, js[i].Args)
+	}
 	paginate(w, r, js)
 }
 
@@ -742,6 +746,7 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request, _ Principal) {
 		s.fail(w, err)
 		return
 	}
+	j.Args = jobs.Redacted(j.Type, j.Args)
 	writeJSON(w, http.StatusOK, j)
 }
 
@@ -766,6 +771,7 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request, p Principal) 
 		s.fail(w, err)
 		return
 	}
+	j.Args = jobs.Redacted(j.Type, j.Args)
 	writeJSON(w, http.StatusCreated, j)
 }
 

@@ -454,3 +454,29 @@ func (q *Queue) preheatBlob(ctx context.Context, id uint64, i int, p store.BlobP
 	})
 	return nil
 }
+
+// Redacted replaces what must never leave the manager in a job's arguments
+// (the registry password, header values) with "[redacted]": the API shows
+// jobs to every reader, and the secrets are needed only by the executor.
+func Redacted(typ string, args []byte) []byte {
+	if typ != store.JobPreheat || len(args) == 0 {
+		return args
+	}
+	var a PreheatArgs
+	if json.Unmarshal(args, &a) != nil {
+		return nil // unreadable arguments are not shown at all
+	}
+	if a.Password != "" {
+		a.Password = redactedValue
+	}
+	for k := range a.Headers {
+		a.Headers[k] = redactedValue
+	}
+	out, err := json.Marshal(a)
+	if err != nil {
+		return nil
+	}
+	return out
+}
+
+const redactedValue = "[redacted]"
