@@ -33,6 +33,13 @@ func TestConfigValidate(t *testing.T) {
 		{"negative rate", func(c *Config) { c.Limits.UploadRate = -1 }, "negative"},
 		{"negative uploads", func(c *Config) { c.Limits.MaxUploads = -1 }, "max-uploads"},
 		{"short provide validity", func(c *Config) { c.DHT.ProvideValidity = c.DHT.ReprovideInterval }, "twice"},
+		{"manager", func(c *Config) { c.Manager.URL, c.Manager.TokenFile = "https://manager:8080", "/etc/token" }, ""},
+		{"manager without token", func(c *Config) { c.Manager.URL = "https://manager:8080" }, "token-file is required"},
+		{"manager not http", func(c *Config) { c.Manager.URL, c.Manager.TokenFile = "ftp://manager", "/etc/token" }, "manager url"},
+		{"manager without host", func(c *Config) { c.Manager.URL, c.Manager.TokenFile = "http://", "/etc/token" }, "manager url"},
+		{"manager pull too often", func(c *Config) {
+			c.Manager.URL, c.Manager.TokenFile, c.Manager.PullInterval = "https://m", "/etc/token", time.Millisecond
+		}, "at least 1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -132,6 +139,34 @@ func TestUploadSlots(t *testing.T) {
 			c.Limits.UploadRate = units.ByteSize(tc.limit)
 			if got := c.UploadSlots(); got != tc.want {
 				t.Fatalf("UploadSlots = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestReadToken(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		name, path, want string
+		ok               bool
+	}{
+		{"token with newline", write("a", "dfm_abc_def\n"), "dfm_abc_def", true},
+		{"empty", write("b", " \n"), "", false},
+		{"two tokens", write("c", "one two\n"), "", false},
+		{"missing", filepath.Join(dir, "nope"), "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ReadToken(tt.path)
+			if tt.ok != (err == nil) || got != tt.want {
+				t.Fatalf("ReadToken = %q, %v", got, err)
 			}
 		})
 	}
