@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -63,7 +64,25 @@ type Config struct {
 	// tree in which the host fetching from the origin sends every piece
 	// twice.
 	ChildrenPerSlot int `yaml:"children-per-slot"`
+	// CrossIDC says how a task first reaches an IDC none of whose peers
+	// holds any of it (hosts that name no IDC are not affected):
+	//   - "source" (default): one peer of that IDC fetches it from the
+	//     origin, within the back-to-source budget; otherwise as "gateway";
+	//   - "gateway": one peer of that IDC at a time downloads from other
+	//     IDCs and the IDC's other peers wait for it;
+	//   - "free": parents are chosen by score alone, wherever they are.
+	// Under "source" and "gateway" a child whose IDC has a usable parent
+	// is only given parents in its own IDC, so the inter-IDC link carries
+	// at most the gateway's copy.
+	CrossIDC string `yaml:"cross-idc"`
 }
+
+// CrossIDC policies (Config.CrossIDC).
+const (
+	CrossIDCSource  = "source"
+	CrossIDCGateway = "gateway"
+	CrossIDCFree    = "free"
+)
 
 // WithDefaults fills unset fields.
 func (c Config) WithDefaults() Config {
@@ -78,6 +97,9 @@ func (c Config) WithDefaults() Config {
 	def(&c.RetryBackToSourceLimit, 4)
 	def(&c.RetryLimit, 10)
 	def(&c.ChildrenPerSlot, 4)
+	if c.CrossIDC == "" {
+		c.CrossIDC = CrossIDCSource
+	}
 	if c.SeedTimeout <= 0 {
 		c.SeedTimeout = 10 * time.Second
 	}
@@ -99,6 +121,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("sample-limit %d above 10000", c.SampleLimit)
 	case c.RetryLimit > 0 && c.RetryBackToSourceLimit > c.RetryLimit:
 		return fmt.Errorf("retry-back-to-source-limit %d above retry-limit %d", c.RetryBackToSourceLimit, c.RetryLimit)
+	case c.CrossIDC != "" && c.CrossIDC != CrossIDCSource && c.CrossIDC != CrossIDCGateway && c.CrossIDC != CrossIDCFree:
+		return fmt.Errorf("cross-idc %q: want %q, %q or %q", c.CrossIDC, CrossIDCSource, CrossIDCGateway, CrossIDCFree)
 	}
 	return nil
 }
@@ -136,6 +160,7 @@ type Scheduler struct {
 	store *resource.Store
 	rnd   *rand.Rand
 	buf   []scored
+	local []scored
 	full  int // holders the last parents call left out only for being booked full
 }
 
@@ -170,8 +195,11 @@ func (s *Scheduler) Schedule(child *resource.Peer, now time.Time) Decision {
 			return d
 		}
 	}
-	if d := s.parents(child); d.Action == Parents {
+	switch d := s.parents(child, prio); d.Action {
+	case Parents:
 		child.Attempts = 0
+		return d
+	case BackToSource:
 		return d
 	}
 	if s.full > 0 {
@@ -239,7 +267,12 @@ func anyHolder(t *resource.Task, child *resource.Peer) bool {
 // More offers a running peer additional parents (Parents, or Wait when
 // there is none to add). Unlike Schedule it never counts as a failed
 // attempt nor sends the peer to the origin: the peer already has parents.
-func (s *Scheduler) More(child *resource.Peer) Decision { return s.parents(child) }
+func (s *Scheduler) More(child *resource.Peer) Decision {
+	if d := s.parents(child, child.Priority); d.Action == Parents {
+		return d
+	}
+	return Decision{Action: Wait}
+}
 
 // sourceOnItsWay reports whether a seed was triggered recently or some
 // peer fetching from the origin is making progress (a piece within
@@ -387,7 +420,7 @@ func (s *Scheduler) saturated(h *resource.Host) bool {
 
 // parents samples, filters and ranks candidate parents for child, books
 // the load of the chosen ones and records the edges.
-func (s *Scheduler) parents(child *resource.Peer) Decision {
+func (s *Scheduler) parents(child *resource.Peer, prio uint32) Decision {
 	t := child.Task
 	want := s.cfg.CandidateLimit
 	switch t.Scope() {
@@ -408,6 +441,9 @@ func (s *Scheduler) parents(child *resource.Peer) Decision {
 	})
 	if len(s.buf) == 0 {
 		return Decision{Action: Wait}
+	}
+	if d, ok := s.keepInIDC(child, prio); !ok {
+		return d
 	}
 	slices.SortFunc(s.buf, func(a, b scored) int {
 		switch {
@@ -437,4 +473,64 @@ func (s *Scheduler) parents(child *resource.Peer) Decision {
 		child.State = resource.PeerRunning
 	}
 	return d
+}
+
+// keepInIDC applies Config.CrossIDC to the candidates in s.buf: it keeps
+// only the child's own IDC when any of them is usable; otherwise the child
+// waits for a peer of its IDC that holds pieces, fetches from the origin or
+// already pulls from another IDC, or becomes that peer: it goes to the
+// origin ("source", budget permitting) or takes the other IDCs' parents.
+// ok is false when d is the decision.
+func (s *Scheduler) keepInIDC(child *resource.Peer, prio uint32) (d Decision, ok bool) {
+	idc := child.Host.Info.IDC
+	if idc == "" || s.cfg.CrossIDC == CrossIDCFree {
+		return Decision{}, true
+	}
+	s.local = s.local[:0]
+	for _, c := range s.buf {
+		if strings.EqualFold(c.p.Host.Info.IDC, idc) {
+			s.local = append(s.local, c)
+		}
+	}
+	if len(s.local) > 0 {
+		s.buf, s.local = s.local, s.buf
+		return Decision{}, true
+	}
+	// The sample held nobody of the child's IDC: look through the whole
+	// task (rare: only while an IDC has few holders) for a usable parent
+	// there, or for a peer that will bring the task in.
+	t := child.Task
+	waitFor := false
+	t.Sample(s.rnd, t.Peers(), func(q *resource.Peer) bool { // all, from a random start
+		switch {
+		case q == child, !strings.EqualFold(q.Host.Info.IDC, idc),
+			q.State == resource.PeerFailed, q.State == resource.PeerLeft, child.Blocked(q.Host.ID), s.eval.IsBadParent(q):
+		case s.usable(child, q):
+			s.local = append(s.local, scored{q, s.eval.Score(child, q)})
+		case q.Held() > 0, q.State == resource.PeerBackToSource:
+			waitFor = true
+		default:
+			for _, p := range q.Parents() {
+				if !strings.EqualFold(p.Host.Info.IDC, idc) {
+					waitFor = true // the IDC's gateway
+					break
+				}
+			}
+		}
+		return len(s.local) < s.cfg.CandidateLimit
+	})
+	if len(s.local) > 0 {
+		s.buf, s.local = s.local, s.buf
+		return Decision{}, true
+	}
+	if waitFor {
+		s.full++ // capacity on its way, not a missing source: no attempt used
+		return Decision{Action: Wait}, false
+	}
+	if s.cfg.CrossIDC == CrossIDCSource && prio != 2 {
+		if d, ok := s.backToSource(child, "first copy of the task in IDC "+idc); ok {
+			return d, false
+		}
+	}
+	return Decision{}, true // the child is its IDC's gateway
 }

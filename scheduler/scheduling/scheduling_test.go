@@ -317,7 +317,7 @@ func BenchmarkScheduleLargeTask(b *testing.B) {
 			idcs := []string{"a", "b", "c", "d"}
 			var children []*resource.Peer
 			for i := range n {
-				h := w.host(hostSpec{idc: idcs[i%4], loc: fmt.Sprintf("cn|p%d|c%d|z|c", i%3, i%7), capacity: 1e9})
+				h := w.host(hostSpec{idc: idcs[(i/2)%4], loc: fmt.Sprintf("cn|p%d|c%d|z|c", i%3, i%7), capacity: 1e9})
 				p := w.peer(h, 0)
 				if i%2 == 0 {
 					p.State = resource.PeerRunning
@@ -370,5 +370,90 @@ func TestFullHoldersAreWaitedFor(t *testing.T) {
 	}
 	if d := w.s.Schedule(child, now.Add(21*time.Second)); d.Action != Parents || d.Parents[0] != holder {
 		t.Fatalf("after the holder announced: %+v, want it as parent", d)
+	}
+}
+
+func TestCrossIDC(t *testing.T) {
+	cases := []struct {
+		name   string
+		policy string
+		setup  func(w *world) *resource.Peer // returns the child
+		want   Action
+		local  bool // every parent in the child's IDC
+	}{
+		{name: "own IDC only when it has a holder", policy: CrossIDCSource, want: Parents, local: true,
+			setup: func(w *world) *resource.Peer {
+				w.peer(w.host(hostSpec{idc: "b", capacity: 1e9}), -1)
+				w.peer(w.host(hostSpec{idc: "a", capacity: 1e9}), 3)
+				return w.peer(w.host(hostSpec{idc: "a", capacity: 1e9}), 0)
+			}},
+		{name: "first of an empty IDC goes to the origin", policy: CrossIDCSource, want: BackToSource,
+			setup: func(w *world) *resource.Peer {
+				w.peer(w.host(hostSpec{idc: "b", capacity: 1e9}), -1)
+				return w.peer(w.host(hostSpec{idc: "a", capacity: 1e9}), 0)
+			}},
+		{name: "no budget left: the first becomes the gateway", policy: CrossIDCSource, want: Parents,
+			setup: func(w *world) *resource.Peer {
+				w.peer(w.host(hostSpec{idc: "b", capacity: 1e9}), -1)
+				for range 3 {
+					w.task.BackSourced[w.host(hostSpec{idc: "c"}).ID] = true
+				}
+				return w.peer(w.host(hostSpec{idc: "a", capacity: 1e9}), 0)
+			}},
+		{name: "gateway policy crosses once", policy: CrossIDCGateway, want: Parents,
+			setup: func(w *world) *resource.Peer {
+				w.peer(w.host(hostSpec{idc: "b", capacity: 1e9}), -1)
+				return w.peer(w.host(hostSpec{idc: "a", capacity: 1e9}), 0)
+			}},
+		{name: "others wait for the gateway", policy: CrossIDCGateway, want: Wait,
+			setup: func(w *world) *resource.Peer {
+				w.peer(w.host(hostSpec{idc: "b", capacity: 1e9}), -1)
+				gw := w.peer(w.host(hostSpec{idc: "a", capacity: 1e9}), 0)
+				if d := w.s.Schedule(gw, now); d.Action != Parents {
+					w.t.Fatalf("gateway got %v", d.Action)
+				}
+				return w.peer(w.host(hostSpec{idc: "a", capacity: 1e9}), 0)
+			}},
+		{name: "others wait for their IDC's origin fetch", policy: CrossIDCSource, want: Wait,
+			setup: func(w *world) *resource.Peer {
+				w.peer(w.host(hostSpec{idc: "b", capacity: 1e9}), -1)
+				if d := w.s.Schedule(w.peer(w.host(hostSpec{idc: "a", capacity: 1e9}), 0), now); d.Action != BackToSource {
+					w.t.Fatalf("first of IDC a got %v", d.Action)
+				}
+				return w.peer(w.host(hostSpec{idc: "a", capacity: 1e9}), 0)
+			}},
+		{name: "free policy takes the other IDC", policy: CrossIDCFree, want: Parents,
+			setup: func(w *world) *resource.Peer {
+				w.peer(w.host(hostSpec{idc: "b", capacity: 1e9}), -1)
+				return w.peer(w.host(hostSpec{idc: "a", capacity: 1e9}), 0)
+			}},
+		{name: "hosts without an IDC are not affected", policy: CrossIDCSource, want: Parents,
+			setup: func(w *world) *resource.Peer {
+				w.peer(w.host(hostSpec{idc: "b", capacity: 1e9}), -1)
+				return w.peer(w.host(hostSpec{capacity: 1e9}), 0)
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, Config{CrossIDC: tc.policy}.WithDefaults(), 10<<20)
+			child := tc.setup(w)
+			d := w.s.Schedule(child, now)
+			if d.Action != tc.want {
+				t.Fatalf("action %v (%s), want %v", d.Action, d.Reason, tc.want)
+			}
+			if tc.local {
+				for _, p := range d.Parents {
+					if p.Host.Info.IDC != child.Host.Info.IDC {
+						t.Fatalf("parent in IDC %q offered to a child in %q", p.Host.Info.IDC, child.Host.Info.IDC)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestCrossIDCValidate(t *testing.T) {
+	if err := (Config{CrossIDC: "sometimes"}).Validate(); err == nil {
+		t.Fatal("unknown cross-idc policy accepted")
 	}
 }
