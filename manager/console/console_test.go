@@ -548,3 +548,33 @@ func BenchmarkOverview(b *testing.B) {
 		})
 	}
 }
+
+func TestJobPageShowsResultNotSecrets(t *testing.T) {
+	hs, st := newServer(t)
+	pre, _ := st.CreateJob(store.Job{Type: store.JobPreheat, CreatedBy: "root",
+		Args: []byte(`{"image":"reg.example/app:1","username":"bot","password":"hunter2-secret","headers":{"Authorization":"Bearer xyz-secret"}}`)})
+	get, _ := st.CreateJob(store.Job{Type: store.JobGetTask, CreatedBy: "root", Args: []byte(`{"url":"https://e.example/a"}`)})
+	st.UpdateJob(get.ID, func(j *store.Job) error {
+		j.State, j.Result = store.JobSucceeded, []byte(`{"c1":{"seed_peer_holds":true}}`)
+		return nil
+	})
+	b := newBrowser(t, hs.URL)
+	b.login("guest")
+	_, page := b.do("GET", "/jobs/"+strconv.FormatUint(pre.ID, 10), nil, nil)
+	if !strings.Contains(page, "reg.example/app:1") || strings.Contains(page, "hunter2") || strings.Contains(page, "xyz-secret") {
+		t.Fatalf("preheat page shows a credential or lacks the image:\n%s", page)
+	}
+	if !strings.Contains(page, `hx-trigger="every 1s"`) {
+		t.Fatal("a pending job's progress is not polled")
+	}
+	_, page = b.do("GET", "/jobs/"+strconv.FormatUint(get.ID, 10), nil, nil)
+	if !strings.Contains(page, "seed_peer_holds") || strings.Contains(page, `hx-trigger="every 1s"`) {
+		t.Fatal("get-task result missing, or a finished job still polled")
+	}
+	if resp, _ := b.do("GET", "/jobs/999", nil, nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("unknown job: %d", resp.StatusCode)
+	}
+	if resp, _ := b.do("GET", "/jobs/x%27", nil, nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("bad job id: %d", resp.StatusCode)
+	}
+}

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -55,6 +56,9 @@ func (c *Console) loginPost(w http.ResponseWriter, r *http.Request) {
 		}
 		c.render(w, r, status, nil, "login", "", view{Title: "Sign in", Error: msg, Data: loginData{Next: next, Name: name}})
 		return
+	}
+	if old, err := r.Cookie(SessionCookie); err == nil {
+		c.sessions.drop(old.Value) // a new sign-in never keeps an old session ID
 	}
 	id, _ := c.sessions.add(resp.Token, resp.ExpiresAt)
 	c.setCookie(w, r, id, resp.ExpiresAt)
@@ -362,11 +366,12 @@ type jobsData struct {
 }
 
 type jobData struct {
-	Job  store.Job
-	Args jobs.PreheatArgs
-	Task jobs.TaskArgs
-	Done int64
-	Size int64
+	Result string // get-task answer, indented JSON
+	Job    store.Job
+	Args   jobs.PreheatArgs
+	Task   jobs.TaskArgs
+	Done   int64
+	Size   int64
 }
 
 func (c *Console) jobs(w http.ResponseWriter, r *http.Request, v *visit) {
@@ -446,6 +451,12 @@ func (c *Console) loadJob(w http.ResponseWriter, r *http.Request, v *visit) (job
 		d.Args.Headers = nil // may hold credentials
 	default:
 		_ = json.Unmarshal(d.Job.Args, &d.Task)
+	}
+	if len(d.Job.Result) > 0 {
+		var buf bytes.Buffer
+		if json.Indent(&buf, d.Job.Result, "", "  ") == nil {
+			d.Result = buf.String()
+		}
 	}
 	for _, b := range d.Job.Progress {
 		d.Done += b.Done
