@@ -4,8 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/crane"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 
 	"github.com/dragonfly-p2p/df/manager/p2pexec"
 	"github.com/dragonfly-p2p/df/node"
@@ -246,5 +257,67 @@ func TestManagerKilledMidPreheatResumes(t *testing.T) {
 	id, _ := protocol.URLTask{URL: url}.ID()
 	if !complete(t, ctx, c.Node(0), id) {
 		t.Fatal("the seed peer does not hold the task after the resumed preheat")
+	}
+}
+
+// TestPreheatPrivateImage: a registry that wants credentials for every
+// request. The manager resolves the image with the job's credentials and
+// the seed peer fetches the blobs with the registry's Authorization header
+// (the password itself never leaves the manager); without credentials the
+// job fails cleanly.
+func TestPreheatPrivateImage(t *testing.T) {
+	ctx := ctxFor(t, 2*time.Minute)
+	c, m := seedCluster(t, ctx, 1)
+	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	var blobGets atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "alice" || p != "correct-horse-battery" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="private"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+			blobGets.Add(1)
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	img, err := random.Image(1<<20, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := &authn.Basic{Username: "alice", Password: "correct-horse-battery"}
+	if err := crane.Push(img, host+"/private/app:v1", crane.Insecure, crane.WithAuth(creds)); err != nil {
+		t.Fatal(err)
+	}
+	image := host + "/private/app:v1"
+
+	j, err := m.SubmitJob(ctx, "preheat", map[string]any{"image": image}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, err = m.WaitJob(ctx, j.ID, nil); err != nil || j.State != "failed" {
+		t.Fatalf("preheat without credentials: %+v %v", j, err)
+	}
+
+	j, err = m.SubmitJob(ctx, "preheat", map[string]any{"image": image, "username": "alice", "password": "correct-horse-battery"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, err = m.WaitJob(ctx, j.ID, nil); err != nil || j.State != "succeeded" {
+		t.Fatalf("preheat with credentials: %+v %v", j, err)
+	}
+	for _, p := range j.Progress {
+		d, err := protocol.ParseDigest(p.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !complete(t, ctx, c.Node(0), protocol.ContentTaskID(d)) {
+			t.Fatalf("blob %s not on the seed peer", p.Digest)
+		}
+	}
+	if blobGets.Load() == 0 {
+		t.Fatal("the seed peer fetched no blob from the private registry")
 	}
 }

@@ -7,11 +7,13 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
@@ -132,4 +134,72 @@ func wantPlatform(want []string, p *v1.Platform) bool {
 		}
 	}
 	return false
+}
+
+// Authorization returns the Authorization header value the registry of
+// a.Image accepts for pulling its repository with the job's credentials
+// (anonymous when none): "Basic …" for basic-auth registries, "Bearer …"
+// after the token exchange, "" for registries without auth. Seed peers
+// send it with their blob requests to that registry only (the source
+// client drops it on a redirect to another host), so images of private
+// repositories, and registries that want a token even for public ones,
+// can be preheated. It is fetched again for every blob: tokens are short-lived.
+func (r *ImageResolver) Authorization(ctx context.Context, a PreheatArgs) (string, error) {
+	var opts []name.Option
+	if r.insecure {
+		opts = append(opts, name.Insecure)
+	}
+	ref, err := name.ParseReference(a.Image, opts...)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInvalidArgs, err)
+	}
+	var au authn.Authenticator = authn.Anonymous
+	if a.Username != "" {
+		au = &authn.Basic{Username: a.Username, Password: a.Password}
+	}
+	repo := ref.Context()
+	capture := &authCapture{next: r.transport, host: repo.RegistryStr()}
+	tr, err := transport.NewWithContext(ctx, repo.Registry, au, capture, []string{repo.Scope(transport.PullScope)})
+	if err != nil {
+		return "", err
+	}
+	u := fmt.Sprintf("%s://%s/v2/%s/manifests/%s", repo.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), ref.Identifier())
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Accept", "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json")
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return "", err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("registry answered %s for %s", resp.Status, a.Image)
+	}
+	return capture.value(), nil
+}
+
+// authCapture remembers the Authorization header of the last request sent
+// to host's repository paths.
+type authCapture struct {
+	next http.RoundTripper
+	host string
+	mu   sync.Mutex
+	auth string
+}
+
+func (c *authCapture) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Host == c.host && strings.HasPrefix(req.URL.Path, "/v2/") && req.URL.Path != "/v2/" {
+		c.mu.Lock()
+		c.auth = req.Header.Get("Authorization")
+		c.mu.Unlock()
+	}
+	return c.next.RoundTrip(req)
+}
+
+func (c *authCapture) value() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.auth
 }

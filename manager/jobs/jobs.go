@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -399,7 +400,7 @@ func (q *Queue) preheat(ctx context.Context, j store.Job) error {
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := q.preheatBlob(ctx, j.ID, i, p, a.Headers); err != nil {
+			if err := q.preheatBlob(ctx, j.ID, i, p, a); err != nil {
 				failed.Add(1)
 			}
 		})
@@ -416,7 +417,7 @@ func (q *Queue) preheat(ctx context.Context, j store.Job) error {
 
 // preheatBlob runs one blob of a preheat job and records its progress;
 // the error is the blob's failure (already recorded).
-func (q *Queue) preheatBlob(ctx context.Context, id uint64, i int, p store.BlobProgress, headers map[string]string) error {
+func (q *Queue) preheatBlob(ctx context.Context, id uint64, i int, p store.BlobProgress, a PreheatArgs) error {
 	set := func(fn func(*store.BlobProgress)) {
 		if _, err := q.st.UpdateJob(id, func(x *store.Job) error {
 			if i < len(x.Progress) {
@@ -428,9 +429,17 @@ func (q *Queue) preheatBlob(ctx context.Context, id uint64, i int, p store.BlobP
 		}
 	}
 	set(func(b *store.BlobProgress) { b.State, b.Error = store.JobRunning, "" })
+	headers, err := q.blobHeaders(ctx, a)
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		set(func(b *store.BlobProgress) { b.State, b.Error = store.JobFailed, err.Error() })
+		return err
+	}
 	var last time.Time
 	var latest atomic.Int64 // the final count is kept even when the throttle skipped it
-	err := q.exec.Preheat(ctx, p.Cluster, Blob{URL: p.URL, Digest: p.Digest, Size: p.Size, Headers: headers}, func(done int64) {
+	err = q.exec.Preheat(ctx, p.Cluster, Blob{URL: p.URL, Digest: p.Digest, Size: p.Size, Headers: headers}, func(done int64) {
 		latest.Store(done)
 		if time.Since(last) > 200*time.Millisecond {
 			last = time.Now()
@@ -453,6 +462,40 @@ func (q *Queue) preheatBlob(ctx context.Context, id uint64, i int, p store.BlobP
 		}
 	})
 	return nil
+}
+
+// Authorizer is implemented by resolvers that can tell which Authorization
+// header the image's registry accepts (ImageResolver does).
+type Authorizer interface {
+	Authorization(ctx context.Context, a PreheatArgs) (string, error)
+}
+
+// blobHeaders are the headers seed peers send with a blob request: the
+// job's, plus for an image the registry's Authorization (fetched for each
+// blob: tokens expire) unless the job sets one itself.
+func (q *Queue) blobHeaders(ctx context.Context, a PreheatArgs) (map[string]string, error) {
+	az, ok := q.res.(Authorizer)
+	if a.Image == "" || !ok {
+		return a.Headers, nil
+	}
+	for k := range a.Headers {
+		if strings.EqualFold(k, "Authorization") {
+			return a.Headers, nil
+		}
+	}
+	v, err := az.Authorization(ctx, a)
+	if err != nil {
+		return nil, fmt.Errorf("registry authorization for %s: %w", a.Image, err)
+	}
+	if v == "" {
+		return a.Headers, nil
+	}
+	h := make(map[string]string, len(a.Headers)+1)
+	for k, x := range a.Headers {
+		h[k] = x
+	}
+	h["Authorization"] = v
+	return h, nil
 }
 
 // Redacted replaces what must never leave the manager in a job's arguments
