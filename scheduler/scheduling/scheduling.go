@@ -202,13 +202,17 @@ func (s *Scheduler) Schedule(child *resource.Peer, now time.Time) Decision {
 	case BackToSource:
 		return d
 	}
-	if s.full > 0 {
+	if s.full > 0 || s.sourceDone(t, child) {
 		// Holders exist but every one sampled is booked full: that is
 		// capacity, not availability, and their next announcements free
 		// it. Waiting costs no attempt; otherwise, once the source has
 		// finished, a large swarm's waiting peers use up their attempts in
 		// a few seconds and go to the origin or fail (the scale simulation:
-		// 1,000 peers, 64 MiB: origin 3×, 155 peers failed).
+		// 1,000 peers, 64 MiB: origin 3×, 155 peers failed). Likewise once
+		// a peer that fetched the task from the origin holds all of it and
+		// is still connected: the content is in the swarm, and a sample of
+		// random peers that found no holder is bad luck, not a reason to
+		// load the origin again (10,000 peers, 16 MiB: 9,378 failed).
 		return Decision{Action: Wait}
 	}
 	sourcing := s.sourceOnItsWay(t, now)
@@ -297,6 +301,18 @@ func (s *Scheduler) sourceOnItsWay(t *resource.Task, now time.Time) bool {
 		}
 	}
 	return t.SeedHost != "" && progressing(t.Peer(t.SeedHost))
+}
+
+// sourceDone reports whether a peer that fetched t from the origin (or
+// the triggered seed) completed it, its host is still connected, and child
+// has not blocklisted it.
+func (s *Scheduler) sourceDone(t *resource.Task, child *resource.Peer) bool {
+	for id := range t.BackSourced {
+		if p := t.Peer(id); p != nil && p.State == resource.PeerSucceeded && p.Host.Push != nil && !child.Blocked(id) {
+			return true
+		}
+	}
+	return false
 }
 
 // backToSource grants the origin within the task's budget (seeds always).

@@ -457,3 +457,30 @@ func TestCrossIDCValidate(t *testing.T) {
 		t.Fatal("unknown cross-idc policy accepted")
 	}
 }
+
+// Once the peer that fetched the task from the origin holds all of it and
+// is connected, a round that found no parent (here: it is a bad parent for
+// now) is waited out without an attempt; a child that blocklisted it counts
+// attempts as before and goes to the origin.
+func TestCompleteSourceIsWaitedFor(t *testing.T) {
+	w := newWorld(t, Config{RetryBackToSourceLimit: 2, RetryLimit: 4}, 8<<20)
+	src := w.peer(w.host(hostSpec{}), -1)
+	w.task.BackSourced[src.Host.ID] = true
+	for _, c := range []time.Duration{time.Millisecond, time.Millisecond, time.Second} {
+		src.AddCost(c, 64) // its last piece took 1000× its mean: a bad parent for now
+	}
+	child := w.peer(w.host(hostSpec{}), 0)
+	for i := range 20 {
+		if d := w.s.Schedule(child, now.Add(time.Duration(i)*time.Second)); d.Action != Wait || child.Attempts != 0 {
+			t.Fatalf("round %d: %+v (attempts %d), want wait without an attempt", i, d, child.Attempts)
+		}
+	}
+	blocker := w.peer(w.host(hostSpec{}), 0)
+	blocker.Block(src.Host.ID)
+	for i := range 5 {
+		if d := w.s.Schedule(blocker, now.Add(time.Duration(i)*time.Second)); d.Action == BackToSource {
+			return
+		}
+	}
+	t.Fatal("a child that blocklisted the only holder never went to the origin")
+}
