@@ -106,8 +106,14 @@ func (m *managed) request() dynclient.KeepaliveRequest {
 		addrs = addrs[:16]
 	}
 	req.Addrs = addrs
+	sum := m.s.svc.Summary(dynclient.MaxSummaryHosts)
+	req.Summary = &sum
 	return req
 }
+
+// Summary reports the swarm as the manager's keepalive carries it:
+// cumulative peer and back-to-source bytes, counts, and up to maxHosts hosts.
+func (s *Scheduler) Summary(maxHosts int) dynclient.SchedulerSummary { return s.svc.Summary(maxHosts) }
 
 // ManagerConfig returns the manager's last good answer and whether it came
 // from the disk cache (false, error: no manager or no answer yet).

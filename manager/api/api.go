@@ -24,6 +24,7 @@ import (
 	"github.com/dragonfly-p2p/df/manager/jobs"
 	"github.com/dragonfly-p2p/df/manager/searcher"
 	"github.com/dragonfly-p2p/df/manager/store"
+	"github.com/dragonfly-p2p/df/manager/telemetry"
 )
 
 // Token scopes. A session JWT carries every scope; a personal access token
@@ -97,6 +98,7 @@ type Server struct {
 	loginLimit *limiter
 	reg        prometheus.Registerer
 	m          *metrics
+	tel        *telemetry.Recorder
 }
 
 // Option configures a Server.
@@ -127,12 +129,19 @@ func WithInstanceTTL(d time.Duration) Option { return func(s *Server) { s.instTT
 // dynconfig (clusters, instances, applications, configs).
 func WithOnChange(fn func(what string)) Option { return func(s *Server) { s.onChange = fn } }
 
+// WithTelemetry sets where scheduler summaries are kept (default: a
+// recorder of its own, with the instance TTL).
+func WithTelemetry(t *telemetry.Recorder) Option { return func(s *Server) { s.tel = t } }
+
 // New returns the API server. signer issues session JWTs.
 func New(st *store.Store, signer *auth.Signer, opts ...Option) *Server {
 	s := &Server{st: st, signer: signer, log: slog.New(slog.DiscardHandler), cost: auth.DefaultBcryptCost,
 		now: time.Now, instTTL: time.Minute, lastTouch: map[string]time.Time{}}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.tel == nil {
+		s.tel = telemetry.New(max(s.instTTL, time.Minute))
 	}
 	s.loginLimit = newLimiter(10, time.Minute, s.now)
 	s.m = newMetrics(s.reg)
@@ -155,6 +164,9 @@ func (s *Server) Handler() http.Handler { return s.mux }
 
 // Routes returns the registered routes (for tests and docs).
 func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
+
+// Telemetry returns where scheduler summaries are kept.
+func (s *Server) Telemetry() *telemetry.Recorder { return s.tel }
 
 // Store returns the store the server uses.
 func (s *Server) Store() *store.Store { return s.st }

@@ -15,6 +15,8 @@ import (
 	"github.com/dragonfly-p2p/df/manager/jobs"
 	"github.com/dragonfly-p2p/df/manager/searcher"
 	"github.com/dragonfly-p2p/df/manager/store"
+	"github.com/dragonfly-p2p/df/manager/telemetry"
+	"github.com/dragonfly-p2p/df/protocol/dynclient"
 )
 
 // PublicRoutes lists the only routes served without authentication.
@@ -59,6 +61,9 @@ func (s *Server) register() {
 		s.add("POST", k.path+"/keepalive", A, ScopeCluster, func(w http.ResponseWriter, r *http.Request, p Principal) { s.keepalive(w, r, kind) })
 		s.add("DELETE", k.path+"/{id}", A, ScopeWrite, func(w http.ResponseWriter, r *http.Request, p Principal) { s.deleteInstance(w, r, p, kind) })
 	}
+
+	s.add("GET", "/hosts", G, ScopeRead, s.listHosts)
+	s.add("GET", "/traffic", G, ScopeRead, s.traffic)
 
 	s.add("GET", "/applications", G, ScopeRead, s.listApplications)
 	s.add("POST", "/applications", A, ScopeWrite, s.createApplication)
@@ -565,6 +570,8 @@ type KeepaliveReq struct {
 	Addrs    []string `json:"addrs"`
 	IDC      string   `json:"idc"`
 	Location string   `json:"location"`
+	// Summary is a scheduler's swarm summary (schedulers only).
+	Summary *dynclient.SchedulerSummary `json:"summary,omitempty"`
 }
 
 func (s *Server) keepalive(w http.ResponseWriter, r *http.Request, k store.InstanceKind) {
@@ -586,6 +593,17 @@ func (s *Server) keepalive(w http.ResponseWriter, r *http.Request, k store.Insta
 			return
 		}
 	}
+	now := s.now()
+	if req.Summary != nil {
+		if k != store.KindScheduler {
+			s.fail(w, invalid("only schedulers send a summary"))
+			return
+		}
+		if err := telemetry.Validate(req.Summary, now); err != nil {
+			s.fail(w, invalid("summary: %s", strings.TrimPrefix(err.Error(), telemetry.ErrInvalid.Error()+": ")))
+			return
+		}
+	}
 	before, _ := s.st.Instances(k, req.Cluster, s.instTTL)
 	wasActive := false
 	for _, b := range before {
@@ -601,6 +619,12 @@ func (s *Server) keepalive(w http.ResponseWriter, r *http.Request, k store.Insta
 	if !wasActive {
 		s.changed("instance")
 	}
+	if req.Summary != nil {
+		if err := s.tel.Record(req.ID, req.Cluster, req.Hostname, req.Summary, now); err != nil {
+			s.fail(w, invalid("%s", err.Error()))
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"state": store.StateActive})
 }
 
@@ -612,8 +636,58 @@ func (s *Server) deleteInstance(w http.ResponseWriter, r *http.Request, p Princi
 		s.fail(w, err)
 		return
 	}
+	if k == store.KindScheduler {
+		s.tel.Forget(id)
+	}
 	s.changed("instance")
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// --- hosts and traffic (from scheduler summaries) ---
+
+func (s *Server) listHosts(w http.ResponseWriter, r *http.Request, _ Principal) {
+	q := r.URL.Query()
+	f := telemetry.HostFilter{Cluster: q.Get("cluster"), Scheduler: q.Get("scheduler"), IDC: q.Get("idc"),
+		Type: q.Get("type"), Location: q.Get("location"), Hostname: q.Get("hostname")}
+	for _, v := range []string{f.Cluster, f.Scheduler, f.IDC, f.Type, f.Location, f.Hostname} {
+		if len(v) > 256 {
+			s.fail(w, invalid("filter longer than 256 bytes"))
+			return
+		}
+	}
+	if f.Type != "" && f.Type != dynclient.HostTypeSeed && f.Type != dynclient.HostTypeNormal {
+		s.fail(w, invalid("type must be %q or %q", dynclient.HostTypeSeed, dynclient.HostTypeNormal))
+		return
+	}
+	paginate(w, r, s.tel.Hosts(s.now(), f))
+}
+
+// Traffic is the answer of GET /traffic.
+type Traffic struct {
+	IntervalSeconds int                        `json:"interval_seconds"`
+	Samples         []telemetry.Sample         `json:"samples"`
+	PeerBytes       uint64                     `json:"peer_bytes"`   // sum of the samples
+	SourceBytes     uint64                     `json:"source_bytes"` // sum of the samples
+	Schedulers      []telemetry.SchedulerState `json:"schedulers"`
+}
+
+func (s *Server) traffic(w http.ResponseWriter, r *http.Request, _ Principal) {
+	n := telemetry.Minutes
+	if v := r.URL.Query().Get("minutes"); v != "" {
+		m, err := strconv.Atoi(v)
+		if err != nil || m < 1 || m > telemetry.Minutes {
+			s.fail(w, invalid("minutes must be 1..%d", telemetry.Minutes))
+			return
+		}
+		n = m
+	}
+	now := s.now()
+	t := Traffic{IntervalSeconds: 60, Samples: s.tel.Traffic(now, n), Schedulers: s.tel.Schedulers(now)}
+	for _, x := range t.Samples {
+		t.PeerBytes += x.PeerBytes
+		t.SourceBytes += x.SourceBytes
+	}
+	writeJSON(w, http.StatusOK, t)
 }
 
 // --- applications ---

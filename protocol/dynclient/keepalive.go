@@ -18,6 +18,9 @@ const (
 	SchedulerConfigPath    = "/api/v1/dynconfig/scheduler"
 )
 
+// MaxKeepaliveBytes is the largest keepalive body the manager accepts.
+const MaxKeepaliveBytes = 1 << 20
+
 // KeepaliveRequest registers a seed peer or scheduler with the manager;
 // it is active until instance_ttl after its last keepalive.
 type KeepaliveRequest struct {
@@ -28,12 +31,21 @@ type KeepaliveRequest struct {
 	Addrs    []string `json:"addrs"` // full multiaddrs
 	IDC      string   `json:"idc"`
 	Location string   `json:"location"`
+	// Summary is the scheduler's swarm summary (schedulers only; nil omits it).
+	Summary *SchedulerSummary `json:"summary,omitempty"`
 }
 
 // Keepalive posts req to base+path with token (a personal access token
 // with the cluster scope).
 func Keepalive(ctx context.Context, hc *http.Client, base, path, token string, req KeepaliveRequest) error {
 	raw, err := json.Marshal(req)
+	for err == nil && len(raw) > MaxKeepaliveBytes && req.Summary != nil && len(req.Summary.Hosts) > 0 {
+		// The manager refuses bodies over 1 MiB: list fewer hosts.
+		sum := *req.Summary
+		sum.Hosts, sum.HostsTruncated = sum.Hosts[:len(sum.Hosts)/2], true
+		req.Summary = &sum
+		raw, err = json.Marshal(req)
+	}
 	if err != nil {
 		return err
 	}

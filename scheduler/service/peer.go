@@ -191,8 +191,10 @@ func (s *Service) piece(p *resource.Peer, m *pb.PieceResult) error {
 	size := float64(n)
 	if r.Parent == "" {
 		s.m.traffic.WithLabelValues("back-to-source").Add(size)
+		s.countTraffic(true, uint64(n))
 	} else {
 		s.m.traffic.WithLabelValues("peer").Add(size)
+		s.countTraffic(false, uint64(n))
 		if parent != nil {
 			parent.AddCost(r.Cost, s.store.Limits().CostWindow)
 		}

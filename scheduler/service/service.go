@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -68,6 +69,10 @@ type Service struct {
 	m     *metrics
 	probe int // targets per probe request
 
+	// Cumulative traffic since started (reported to the manager).
+	started                time.Time
+	peerBytes, sourceBytes atomic.Uint64
+
 	mu      sync.Mutex
 	waiting map[*resource.Peer]struct{}
 	growing map[*resource.Peer]struct{} // running peers that may take more parents
@@ -102,6 +107,7 @@ func DefaultGC() resource.GCPolicy {
 // New returns a service; h must be the admission-gated host.
 func New(h host.Host, store *resource.Store, sched *scheduling.Scheduler, opts ...Option) *Service {
 	s := &Service{h: h, log: slog.New(slog.DiscardHandler), store: store, sched: sched, gc: DefaultGC(), probe: 8,
+		started: time.Now().UTC().Truncate(time.Millisecond),
 		waiting: make(map[*resource.Peer]struct{}), growing: make(map[*resource.Peer]struct{}), dirty: make(map[*resource.Task]struct{})}
 	for _, o := range opts {
 		o(s)
