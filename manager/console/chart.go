@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/dragonfly-p2p/df/manager/store"
+	"github.com/dragonfly-p2p/df/manager/telemetry"
 )
 
 // chart is a bar chart drawn as inline SVG by the overview template: one
@@ -20,6 +21,7 @@ type chart struct {
 type bar struct {
 	X, Y, W, H int
 	Title      string
+	Class      string // "peer" or "origin"
 }
 
 type tick struct {
@@ -78,7 +80,7 @@ func (h *hourly) chart() chart {
 			h = 2
 		}
 		hour := start.Add(time.Duration(i) * time.Hour)
-		c.Bars = append(c.Bars, bar{X: c.Left + i*bw + 2, Y: 12 + plotH - h, W: bw - 4, H: h,
+		c.Bars = append(c.Bars, bar{X: c.Left + i*bw + 2, Y: 12 + plotH - h, W: bw - 4, H: h, Class: "origin",
 			Title: hour.UTC().Format("15:04") + "–" + hour.Add(time.Hour).UTC().Format("15:04") + " UTC: " + humanBytes(s)})
 		if i%4 == 0 {
 			c.Labels = append(c.Labels, tick{X: c.Left + i*bw + bw/2, Y: c.H - 8, Label: hour.UTC().Format("15:04")})
@@ -103,4 +105,54 @@ func niceCeil(n int64) int64 {
 		}
 	}
 	return n
+}
+
+// trafficChart charts peer vs origin bytes per hour over the last 24 hours
+// from the manager's per-minute samples (GET /api/v1/traffic): two bars
+// per hour, peer first.
+func trafficChart(now time.Time, samples []telemetry.Sample) chart {
+	end := now.Truncate(time.Hour).Add(time.Hour)
+	start := end.Add(-hours * time.Hour)
+	var peer, origin [hours]int64
+	for _, s := range samples {
+		if s.Time.Before(start) || !s.Time.Before(end) {
+			continue
+		}
+		i := int(s.Time.Sub(start) / time.Hour)
+		peer[i] += int64(min(s.PeerBytes, 1<<62))
+		origin[i] += int64(min(s.SourceBytes, 1<<62))
+	}
+	c := chart{W: 720, H: 220, Left: 64, Bottom: 28}
+	for i := range hours {
+		c.Max = max(c.Max, peer[i], origin[i])
+	}
+	c.Empty = c.Max == 0
+	scale := niceCeil(max(c.Max, 1))
+	plotW, plotH := c.W-c.Left-8, c.H-c.Bottom-12
+	bw := plotW / hours
+	half := (bw - 4) / 2
+	height := func(v int64) int {
+		h := int(float64(v) / float64(scale) * float64(plotH))
+		if v > 0 && h < 2 {
+			h = 2
+		}
+		return h
+	}
+	for i := range hours {
+		hour := start.Add(time.Duration(i) * time.Hour)
+		span := hour.UTC().Format("15:04") + "–" + hour.Add(time.Hour).UTC().Format("15:04") + " UTC: "
+		x := c.Left + i*bw + 2
+		hp, ho := height(peer[i]), height(origin[i])
+		c.Bars = append(c.Bars,
+			bar{X: x, Y: 12 + plotH - hp, W: half, H: hp, Class: "peer", Title: span + humanBytes(peer[i]) + " from peers"},
+			bar{X: x + half, Y: 12 + plotH - ho, W: half, H: ho, Class: "origin", Title: span + humanBytes(origin[i]) + " from origins"})
+		if i%4 == 0 {
+			c.Labels = append(c.Labels, tick{X: c.Left + i*bw + bw/2, Y: c.H - 8, Label: hour.UTC().Format("15:04")})
+		}
+	}
+	for k := 0; k <= 4; k++ {
+		v := scale * int64(k) / 4
+		c.Ticks = append(c.Ticks, tick{X: c.Left - 8, Y: 12 + plotH - plotH*k/4, Label: humanBytes(v)})
+	}
+	return c
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/dragonfly-p2p/df/manager/api"
 	"github.com/dragonfly-p2p/df/manager/auth"
 	"github.com/dragonfly-p2p/df/manager/store"
+	"github.com/dragonfly-p2p/df/manager/telemetry"
 )
 
 const testPW = "a-long-enough-password"
@@ -47,7 +48,9 @@ func newServerTB(t testing.TB) (*httptest.Server, *store.Store) {
 			t.Fatal(err)
 		}
 	}
-	opts := []api.Option{api.WithBcryptCost(bcrypt.MinCost)}
+	// One telemetry recorder for both API servers: keepalives posted to the
+	// outer one show in the console's pages.
+	opts := []api.Option{api.WithBcryptCost(bcrypt.MinCost), api.WithTelemetry(telemetry.New(time.Minute))}
 	c, err := New(api.New(st, signer, opts...))
 	if err != nil {
 		t.Fatal(err)

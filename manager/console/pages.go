@@ -15,6 +15,7 @@ import (
 	"github.com/dragonfly-p2p/df/manager/api"
 	"github.com/dragonfly-p2p/df/manager/jobs"
 	"github.com/dragonfly-p2p/df/manager/store"
+	"github.com/dragonfly-p2p/df/manager/telemetry"
 )
 
 // --- login ---
@@ -83,6 +84,30 @@ type overviewData struct {
 	Chart                         chart
 	Recent                        []store.Job
 	JobsSampled                   int
+	// From the schedulers' keepalive summaries (GET /api/v1/traffic).
+	Traffic                chart
+	PeerBytes, SourceBytes int64 // last 24 hours
+	PeerShare              int   // percent of the bytes that came from peers
+	Reporting              int   // schedulers that sent a summary recently
+	Hosts, Tasks, Peers    int
+}
+
+// trafficStats fills the overview's swarm figures from the API.
+func (c *Console) trafficStats(v *visit, r *http.Request, d *overviewData) {
+	var t api.Traffic
+	if err := c.as(v, r, http.MethodGet, "/api/v1/traffic", nil, &t); err != nil {
+		d.Traffic = trafficChart(c.now(), nil)
+		return
+	}
+	d.Traffic = trafficChart(c.now(), t.Samples)
+	d.PeerBytes, d.SourceBytes = int64(min(t.PeerBytes, 1<<62)), int64(min(t.SourceBytes, 1<<62))
+	d.PeerShare = pct(d.PeerBytes, d.PeerBytes+d.SourceBytes)
+	d.Reporting = len(t.Schedulers)
+	for _, s := range t.Schedulers {
+		d.Hosts += s.HostCount
+		d.Tasks += s.TaskCount
+		d.Peers += s.PeerCount
+	}
 }
 
 func (c *Console) total(v *visit, r *http.Request, path string) int {
@@ -137,6 +162,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, v *visit) {
 	d.SchedulersActive = c.total(v, r, "/api/v1/schedulers?state=active")
 	d.SeedPeers = c.total(v, r, "/api/v1/seed-peers")
 	d.SeedPeersActive = c.total(v, r, "/api/v1/seed-peers?state=active")
+	c.trafficStats(v, r, &d)
 	if v.p.Role.AtLeast(c.minRole["GET /api/v1/jobs"]) {
 		if err := c.jobStats(&d); err != nil {
 			c.log.Error("console: job statistics", "err", err)
@@ -314,6 +340,10 @@ func (c *Console) clusterDelete(w http.ResponseWriter, r *http.Request, v *visit
 type nodesData struct {
 	Schedulers, SeedPeers []store.Instance
 	SchedTotal, SeedTotal int
+	Hosts                 []telemetry.Host
+	HostQuery             string
+	HostPage              pager
+	LiveURL               string
 }
 
 func (c *Console) nodes(w http.ResponseWriter, r *http.Request, v *visit) {
@@ -324,12 +354,33 @@ func (c *Console) nodes(w http.ResponseWriter, r *http.Request, v *visit) {
 		return
 	}
 	_ = c.as(v, r, http.MethodGet, "/api/v1/seed-peers?per_page=500", nil, &seeds)
+	d := nodesData{Schedulers: sch.Items, SeedPeers: seeds.Items, SchedTotal: sch.Total, SeedTotal: seeds.Total,
+		HostPage: pageOf(r)}
+	d.HostQuery = strings.TrimSpace(r.URL.Query().Get("host"))
+	if len(d.HostQuery) > 253 {
+		d.HostQuery = d.HostQuery[:253]
+	}
+	var hosts api.Page[telemetry.Host]
+	path := "/api/v1/hosts?" + d.HostPage.query()
+	if d.HostQuery != "" {
+		path += "&hostname=" + url.QueryEscape(d.HostQuery)
+	}
+	_ = c.as(v, r, http.MethodGet, path, nil, &hosts)
+	d.Hosts = hosts.Items
+	base := "/nodes"
+	if d.HostQuery != "" {
+		base += "?host=" + url.QueryEscape(d.HostQuery)
+	}
+	d.HostPage.fill(hosts.Total, base)
+	d.LiveURL = fmt.Sprintf("/nodes?part=live&page=%d", d.HostPage.Page)
+	if d.HostQuery != "" {
+		d.LiveURL += "&host=" + url.QueryEscape(d.HostQuery)
+	}
 	block := ""
 	if r.URL.Query().Get("part") == "live" {
 		block = "live"
 	}
-	c.render(w, r, http.StatusOK, v, "nodes", block, view{Title: "Nodes", Nav: "nodes",
-		Data: nodesData{Schedulers: sch.Items, SeedPeers: seeds.Items, SchedTotal: sch.Total, SeedTotal: seeds.Total}})
+	c.render(w, r, http.StatusOK, v, "nodes", block, view{Title: "Nodes", Nav: "nodes", Data: d})
 }
 
 func (c *Console) nodeDelete(w http.ResponseWriter, r *http.Request, v *visit) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/dragonfly-p2p/df/manager/api"
 	"github.com/dragonfly-p2p/df/manager/store"
+	"github.com/dragonfly-p2p/df/manager/telemetry"
 )
 
 // view is what every page template receives.
@@ -38,6 +39,8 @@ func parsePages() (map[string]*template.Template, error) {
 		"join":     strings.Join,
 		"lines":    func(s []string) string { return strings.Join(s, "\n") },
 		"pct":      pct,
+		"bits":     humanBits,
+		"load":     uploadLoad,
 		"time":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 		"terminal": func(state string) bool { return state == store.JobSucceeded || state == store.JobFailed },
 		"seq": func(n int) []int {
@@ -169,6 +172,29 @@ func short(s string) string {
 		return s
 	}
 	return s[:10] + "…" + s[len(s)-6:]
+}
+
+// humanBits formats a rate in bit/s.
+func humanBits(n uint64) string {
+	units := []string{"bit/s", "kbit/s", "Mbit/s", "Gbit/s", "Tbit/s"}
+	f, i := float64(n), 0
+	for f >= 1000 && i < len(units)-1 {
+		f /= 1000
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%d %s", n, units[0])
+	}
+	return fmt.Sprintf("%.1f %s", f, units[i])
+}
+
+// uploadLoad is the share (0..100) of a host's upload capacity in use; -1
+// when the capacity is unknown.
+func uploadLoad(h telemetry.Host) int {
+	if h.UploadCapacity == 0 {
+		return -1
+	}
+	return int(min(h.UploadRate, h.UploadCapacity) * 100 / h.UploadCapacity)
 }
 
 func pct(done, size int64) int {
