@@ -21,6 +21,7 @@ import (
 	"github.com/dragonfly-p2p/df/manager/console"
 	"github.com/dragonfly-p2p/df/manager/store"
 	"github.com/dragonfly-p2p/df/node"
+	nodeapi "github.com/dragonfly-p2p/df/node/api"
 	"github.com/dragonfly-p2p/df/protocol"
 	"github.com/dragonfly-p2p/df/testnet"
 	"github.com/dragonfly-p2p/df/testnet/shape"
@@ -228,7 +229,8 @@ func TestConsoleEndToEnd(t *testing.T) {
 		chromedp.Navigate(base+"/nodes"),
 		waitJS(`[...document.querySelectorAll('#live code')].some(e => e.title === '`+seedID+`' && e.closest('tr').querySelector('.s-active'))`),
 		waitJS(`document.querySelectorAll('#live .badge.s-active').length >= 2`),
-		shot("nodes"),
+		// The managed scheduler reports the two nodes in its keepalive summary.
+		waitJS(`document.querySelectorAll('#hosts tbody tr').length >= 2`),
 	)
 	run("cluster page", chromedp.Navigate(base+"/clusters/eu-west"), chromedp.WaitVisible(chromedp.CSS(`table`)), shot("cluster"))
 	run("clusters page", chromedp.Navigate(base+"/clusters"), chromedp.WaitVisible(chromedp.CSS(`a[href="/clusters/us-east"]`)), shot("clusters"))
@@ -284,6 +286,23 @@ func TestConsoleEndToEnd(t *testing.T) {
 	}
 	run("jobs page", chromedp.Navigate(base+"/jobs"), chromedp.WaitVisible(chromedp.CSS(`.badge.s-succeeded`)), shot("jobs"))
 
+	// Node 1 downloads the preheated file: from the seed peer, which the
+	// scheduler counts as peer traffic and reports to the manager.
+	content, err := c.Node(1).Download(ctx, nodeapi.DownloadRequest{URL: origin.URL("/models/llm-7b.bin")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := content.Wait(ctx); err != nil {
+		t.Fatalf("node 1 download: %v", err)
+	}
+	content.Release()
+	run("nodes with tasks",
+		chromedp.Navigate(base+"/nodes"),
+		// The seed holds both preheated files, node 1 the one it downloaded.
+		waitJS(`[...document.querySelectorAll('#hosts tbody tr')].filter(r => / held/.test(r.textContent) && !/\b0 held/.test(r.textContent)).length >= 2`),
+		shot("nodes"),
+	)
+
 	// Users, tokens, applications.
 	run("create user",
 		chromedp.Navigate(base+"/users"),
@@ -325,7 +344,9 @@ func TestConsoleEndToEnd(t *testing.T) {
 		t.Fatalf("application %+v %v", a, err)
 	}
 	run("audit page", chromedp.Navigate(base+"/audit"), chromedp.WaitVisible(chromedp.CSS(`table`)), shot("audit"))
-	run("overview", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`svg.chart rect`)), shot("overview"))
+	run("overview", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`svg.chart rect`)),
+		waitJS(`[...document.querySelectorAll('svg.chart rect.bar.peer')].some(r => +r.getAttribute('height') > 0)`),
+		shot("overview"))
 	run("overview dark",
 		colorScheme("dark"), chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`svg.chart rect`)), shot("overview-dark"),
 		colorScheme("light"),

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dragonfly-p2p/df/manager/store"
+	"github.com/dragonfly-p2p/df/manager/telemetry"
 	"github.com/dragonfly-p2p/df/protocol/dynclient"
 )
 
@@ -89,5 +90,29 @@ func TestOverviewAndNodesShowSchedulerSummaries(t *testing.T) {
 	_, page = b.do("GET", "/nodes?host="+strings.Repeat("%3Cscript%3E", 3), nil, nil)
 	if strings.Contains(page, "<script>") || !strings.Contains(page, "No host matches") {
 		t.Errorf("filter not escaped or no empty message")
+	}
+}
+
+func TestTrafficChartBuckets(t *testing.T) {
+	now := time.Date(2026, 1, 2, 10, 30, 0, 0, time.UTC)
+	samples := []telemetry.Sample{
+		{Time: now.Add(-24 * time.Hour), PeerBytes: 1 << 40},                      // before the window
+		{Time: now.Add(-5 * time.Hour), PeerBytes: 1 << 20, SourceBytes: 4 << 20}, // 05:30: bar 18
+		{Time: now.Add(-time.Minute), PeerBytes: 8 << 20},                         // 10:29: bar 23
+		{Time: now, PeerBytes: 8 << 20},                                           // 10:30: bar 23
+	}
+	c := trafficChart(now, samples)
+	if len(c.Bars) != 48 || c.Max != 16<<20 || c.Empty {
+		t.Fatalf("bars %d max %d empty %v", len(c.Bars), c.Max, c.Empty)
+	}
+	peer23, origin23, peer18, origin18 := c.Bars[46], c.Bars[47], c.Bars[36], c.Bars[37]
+	if peer23.Class != "peer" || origin23.Class != "origin" || origin23.H != 0 || peer23.H <= origin18.H || origin18.H <= peer18.H || peer18.H == 0 {
+		t.Fatalf("bars: %+v %+v %+v %+v", peer23, origin23, peer18, origin18)
+	}
+	if !strings.Contains(peer23.Title, "16 MiB from peers") && !strings.Contains(peer23.Title, "16.0 MiB from peers") {
+		t.Fatalf("title %q", peer23.Title)
+	}
+	if c := trafficChart(now, nil); !c.Empty || len(c.Bars) != 48 {
+		t.Fatalf("empty chart: %+v", c)
 	}
 }
