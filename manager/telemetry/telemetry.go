@@ -9,6 +9,7 @@ package telemetry
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -220,8 +221,7 @@ func (r *Recorder) Record(id, cluster, hostname string, s *dynclient.SchedulerSu
 		}
 		if dp > 0 || ds > 0 {
 			b := r.bucket(now)
-			b.peer += dp
-			b.source += ds
+			b.peer, b.source = satAdd(b.peer, dp), satAdd(b.source, ds)
 		}
 	}
 	r.scheds[id] = &sched{
@@ -246,6 +246,15 @@ func (r *Recorder) evict(now time.Time) {
 			delete(r.scheds, id)
 		}
 	}
+}
+
+// satAdd adds without wrapping around (1,024 schedulers each reporting
+// the largest delta would overflow a plain sum).
+func satAdd(a, b uint64) uint64 {
+	if a > math.MaxUint64-b {
+		return math.MaxUint64
+	}
+	return a + b
 }
 
 func (r *Recorder) bucket(now time.Time) *bucket {

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -169,6 +170,19 @@ func TestHostsAreFreshFilteredAndDeduplicated(t *testing.T) {
 	}
 	if ss := r.Schedulers(t0); len(ss) != 2 || ss[0].ID != "sched-1" || ss[0].HostsListed != 2 {
 		t.Fatalf("schedulers: %+v", ss)
+	}
+}
+
+func TestHugeDeltasSaturate(t *testing.T) {
+	r := New(time.Minute)
+	for _, id := range []string{"a", "b", "c", "d", "e"} {
+		_ = r.Record(id, "c", "h", summary(0, 0), t0)
+		if err := r.Record(id, "c", "h", summary(MaxCounter, 0), t0.Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := r.Traffic(t0, 1); s[0].PeerBytes != math.MaxUint64 {
+		t.Fatalf("5 × 2^62 bytes summed to %d, want saturation", s[0].PeerBytes)
 	}
 }
 
