@@ -338,6 +338,13 @@ func (j *Job) fetchPiece(ctx context.Context, s network.Stream, r *bufio.Reader,
 		s: s, idle: j.d.cfg.PieceIdleTimeout, task: j.task, n: n, count: &j.bytesPeers,
 	}
 	d, err := j.task.WritePiece(ctx, n, h.Digest, body)
+	if err == nil && body.read < int64(length) {
+		// The piece was verified meanwhile (another parent or the origin)
+		// and the store did not read this copy: the rest of it is still on
+		// the stream, where it would be read as the next reply header and
+		// an honest parent dropped as a liar. Drop the stream instead.
+		return protocol.Digest{}, errPieceDone
+	}
 	if body.err != nil && !errors.Is(body.err, io.EOF) {
 		return protocol.Digest{}, body.err // transport failure, not a lie
 	}

@@ -334,12 +334,32 @@ func (p *plan) pickForSource(pol sourcePolicy) (uint32, bool) {
 // node and every live incomplete parent that is still making progress.
 func (p *plan) sourcingPeersLocked(now time.Time, pol sourcePolicy) []peer.ID {
 	out := []peer.ID{p.self}
+	stall := p.stallAfterLocked(now, pol.stall)
 	for id, ps := range p.parents {
-		if !ps.complete && ps.alive && now.Sub(ps.lastNew) < pol.stall {
+		if !ps.complete && ps.alive && now.Sub(ps.lastNew) < stall {
 			out = append(out, id)
 		}
 	}
 	return out
+}
+
+// stallAfterLocked is how long an owner may go without announcing a new
+// piece before its pieces are taken over: base, or longer when this node's
+// own fetches show that a piece takes longer than that (a slow origin link
+// shared by many fetchers: taking pieces over there only splits the link
+// further and fetches them twice): twice the longest recent fetch or twice
+// the age of the oldest fetch still in flight, at most 10 × base.
+func (p *plan) stallAfterLocked(now time.Time, base time.Duration) time.Duration {
+	d := base
+	for _, t := range p.durations {
+		d = max(d, 2*t)
+	}
+	for n, f := range p.flight {
+		if f > 0 && !p.started[n].IsZero() {
+			d = max(d, 2*now.Sub(p.started[n]))
+		}
+	}
+	return min(d, 10*base)
 }
 
 // owner is the rendezvous-hash winner for piece n among peers.

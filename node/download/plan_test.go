@@ -151,3 +151,42 @@ func TestSourcePicksOnlyOwnedUnheldPieces(t *testing.T) {
 		t.Fatalf("after the owner stalled, source picked %d (ok=%v)", n, ok)
 	}
 }
+
+// A slow origin shared by many fetchers makes every piece slow: an owner
+// that has announced nothing for the base stall time is not stuck when this
+// node's own fetches take longer than that.
+func TestStallAdaptsToOwnFetchTimes(t *testing.T) {
+	now := time.Now()
+	base := 10 * time.Second
+	cases := []struct {
+		name      string
+		durations []time.Duration
+		inFlight  time.Duration // age of this node's oldest fetch in flight (0: none)
+		want      time.Duration
+	}{
+		{name: "no evidence: base", want: base},
+		{name: "fast fetches: base", durations: []time.Duration{time.Second, 2 * time.Second}, want: base},
+		{name: "slow finished fetches: twice the longest", durations: []time.Duration{3 * time.Second, 30 * time.Second}, want: 60 * time.Second},
+		{name: "slow fetch in flight: twice its age", inFlight: 25 * time.Second, want: 50 * time.Second},
+		{name: "capped at ten times base", inFlight: time.Hour, want: 10 * base},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPlan(protocol.TaskID{9}, "self", testLayout(t, 4), 0)
+			p.durations = tc.durations
+			if tc.inFlight > 0 {
+				p.flight[2] = 1
+				p.started[2] = now.Add(-tc.inFlight)
+			}
+			if got := p.stallAfterLocked(now, base); got != tc.want {
+				t.Fatalf("stall after %v, want %v", got, tc.want)
+			}
+			// An owner quiet for just under the threshold still owns its pieces.
+			o := p.addParent("owner", false)
+			p.parents["owner"].lastNew = now.Add(-tc.want + time.Second)
+			if got := p.sourcingPeersLocked(now, sourcePolicy{stall: base}); len(got) != 2 {
+				t.Fatalf("sourcing peers %v: the owner %v was taken over too early", got, o)
+			}
+		})
+	}
+}
