@@ -13,6 +13,7 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/dragonfly-p2p/df/protocol/dynclient"
+	"github.com/dragonfly-p2p/df/scheduler/service"
 )
 
 // DynconfigCacheFile is where a managed scheduler keeps the manager's last
@@ -50,6 +51,9 @@ func newManaged(s *Scheduler) (*managed, error) {
 			return // every pull delivers the config; log new versions only
 		}
 		last = c.Version
+		if err := s.SetApplications(c.Applications); err != nil {
+			s.log.Warn("manager's application rules not applied; keeping the previous ones", "version", c.Version, "err", err)
+		}
 		s.log.Info("manager config applied", "version", c.Version, "cluster", c.Cluster.Name,
 			"schedulers", len(c.Cluster.Schedulers), "applications", len(c.Applications))
 	})
@@ -122,4 +126,23 @@ func (s *Scheduler) ManagerConfig() (dynclient.SchedulerConfig, bool, error) {
 		return dynclient.SchedulerConfig{}, false, dynclient.ErrNoConfig
 	}
 	return s.mgr.dyn.Current()
+}
+
+// SetApplications hands the manager's application priority rules to the
+// schedule service: a download whose request names no priority gets the
+// one of its application (by name) or of the first rule with a URL pattern
+// that matches. A rule set that does not compile is refused whole.
+func (s *Scheduler) SetApplications(apps []dynclient.Application) error {
+	names := make([]string, len(apps))
+	patterns := make([][]string, len(apps))
+	prios := make([]int, len(apps))
+	for i, a := range apps {
+		names[i], patterns[i], prios[i] = a.Name, a.URLPatterns, a.Priority
+	}
+	rules, err := service.CompileAppRules(names, patterns, prios)
+	if err != nil {
+		return err
+	}
+	s.svc.SetAppRules(rules)
+	return nil
 }

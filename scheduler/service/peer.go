@@ -82,8 +82,14 @@ func (s *Service) register(hostID peer.ID, m *pb.PeerRegister, push func(*pb.Sch
 	if t.URL == "" && reg.URL != "" {
 		t.URL = reg.URL
 	}
+	prio := reg.Priority // the request's own, or LEVEL6 when it names none
+	if m.GetPriority() == 0 {
+		if p := s.appPriority(reg.Application, reg.URL); p != 0 {
+			prio = p // the manager's application rules
+		}
+	}
 	if t.Priority == 0 {
-		t.Priority, t.Tag, t.App = reg.Priority, reg.Tag, reg.Application
+		t.Priority, t.Tag, t.App = prio, reg.Tag, reg.Application
 	}
 	if t.PieceLength == 0 {
 		t.PieceLength = reg.PieceLength
@@ -105,7 +111,7 @@ func (s *Service) register(hostID peer.ID, m *pb.PeerRegister, push func(*pb.Sch
 		}
 		return nil, err
 	}
-	p.Push, p.Priority, p.Updated = push, reg.Priority, now
+	p.Push, p.Priority, p.Updated = push, prio, now
 	p.NeedBackToSource = p.NeedBackToSource || reg.BackSource
 	if reg.Held != nil {
 		if len(reg.Held) != int(t.PieceCount()) {

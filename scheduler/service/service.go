@@ -74,6 +74,7 @@ type Service struct {
 	peerBytes, sourceBytes atomic.Uint64
 
 	mu      sync.Mutex
+	apps    []AppRule // the manager's application priority rules
 	waiting map[*resource.Peer]struct{}
 	growing map[*resource.Peer]struct{} // running peers that may take more parents
 	dirty   map[*resource.Task]struct{}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/dragonfly-p2p/df/protocol"
 	"github.com/dragonfly-p2p/df/protocol/admission"
+	"github.com/dragonfly-p2p/df/protocol/dynclient"
 	"github.com/dragonfly-p2p/df/protocol/p2p"
 	"github.com/dragonfly-p2p/df/protocol/pb"
 	"github.com/dragonfly-p2p/df/scheduler"
@@ -250,4 +251,55 @@ func TestThousandsOfTasksAreBounded(t *testing.T) {
 		}
 	}
 	t.Fatal("2000 registrations accepted with a limit of 50")
+}
+
+// The manager's application rules give a priority to downloads whose
+// request names none: by application name, else by URL pattern.
+func TestApplicationRules(t *testing.T) {
+	r := newRig(t, nil)
+	bad := []dynclient.Application{{Name: "x", URLPatterns: []string{"("}, Priority: 1}}
+	if err := r.sched.SetApplications(bad); err == nil {
+		t.Fatal("a pattern that does not compile was accepted")
+	}
+	if err := r.sched.SetApplications([]dynclient.Application{{Name: "x", Priority: 9}}); err == nil {
+		t.Fatal("priority 9 was accepted")
+	}
+	err := r.sched.SetApplications([]dynclient.Application{
+		{Name: "blocked", URLPatterns: []string{`^https://blocked\.example/`}, Priority: 1},
+		{Name: "models", URLPatterns: []string{`\.bin$`}, Priority: 2},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := r.open()
+	announce(s)
+	cases := []struct {
+		name string
+		n    int
+		url  string
+		prio uint32
+		want pb.Failure_Code // UNSPECIFIED: back to source
+	}{
+		{name: "URL pattern forbids", n: 11, url: "https://blocked.example/a", want: pb.Failure_CODE_FORBIDDEN},
+		{name: "request's own priority wins", n: 12, url: "https://blocked.example/b", prio: 6},
+		{name: "no rule applies", n: 13, url: "https://other.example/a"},
+		{name: "P2P only: nobody has it", n: 14, url: "https://other.example/model.bin", want: pb.Failure_CODE_RETRY_LIMIT},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := r.open()
+			defer p.s.Close()
+			m := register(tc.n, tc.url)
+			m.GetRegister().Priority = tc.prio
+			p.send(m)
+			if tc.want != pb.Failure_CODE_UNSPECIFIED {
+				wantFailure(t, p, tc.want)
+				return
+			}
+			resp, err := p.recv()
+			if err != nil || resp.GetBackToSource() == nil {
+				t.Fatalf("want back-to-source, got %v %v", resp, err)
+			}
+		})
+	}
 }
