@@ -18,20 +18,14 @@ import (
 // verified pieces arrive, its last byte only after the whole-content
 // digest matched.
 func (m *Mirror) serveBlob(ctx context.Context, w http.ResponseWriter, q *request) error {
-	// In a public repository the access check (a HEAD at the registry when
-	// not cached) runs alongside the download's start, so that a blob
-	// nobody has costs one registry round trip before its first byte, not
-	// two; nothing is sent before it passed. A private repository's
-	// download starts only once the caller was confirmed, so that a
-	// refused caller cannot start a download with its credentials that
-	// others would then join.
-	authorized := make(chan error, 1)
-	if q.reg.isPublic(q.rt.name) {
-		go func() { authorized <- m.authorize(ctx, q) }()
-	} else if err := m.authorize(ctx, q); err != nil {
+	// The download starts only once the caller was confirmed (public
+	// repositories included): a refused caller, or a digest requested
+	// through a repository it does not belong to, must not make the node
+	// fetch anything — from peers or the registry — that others would then
+	// join. The verdict is cached per credential and repository, so only
+	// the first request of a pull pays the registry round trip.
+	if err := m.authorize(ctx, q); err != nil {
 		return err
-	} else {
-		authorized <- nil
 	}
 	authz, err := m.sourceAuth(ctx, q)
 	if err != nil {
@@ -45,7 +39,7 @@ func (m *Mirror) serveBlob(ctx context.Context, w http.ResponseWriter, q *reques
 
 	rctx, cancel := context.WithTimeout(ctx, m.cfg.ReadyTimeout)
 	defer cancel()
-	if err := waitAccessAndLayout(rctx, authorized, job); err != nil {
+	if err := waitReady(rctx, job); err != nil {
 		return err
 	}
 	size := job.Layout().ContentLength
@@ -83,31 +77,6 @@ func (m *Mirror) serveBlob(ctx context.Context, w http.ResponseWriter, q *reques
 	written, err := streamBlob(ctx, w, job, start, n)
 	m.metrics.servedBytes(job.Stats(), written)
 	return err
-}
-
-// waitAccessAndLayout waits for the access verdict and the job's layout,
-// whichever comes first. A refusal wins over the download's own error (a
-// registry refusing the caller also refuses the download's requests).
-func waitAccessAndLayout(ctx context.Context, authorized <-chan error, job Job) error {
-	ready := make(chan error, 1)
-	go func() { ready <- waitReady(ctx, job) }()
-	select {
-	case err := <-authorized:
-		if err != nil {
-			return err
-		}
-		return <-ready
-	case err := <-ready:
-		select {
-		case aerr := <-authorized:
-			if aerr != nil {
-				return aerr
-			}
-		case <-ctx.Done():
-			return classifyDownload(ctx.Err())
-		}
-		return err
-	}
 }
 
 // streamBlob writes [start, start+n) and holds the last byte back until the
