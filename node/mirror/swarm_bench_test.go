@@ -28,7 +28,8 @@ import (
 // image's (target ≤ 1.05).
 //
 // Layers are 4 MiB by default (DF_BENCH_LAYER_MIB=N for N MiB;
-// DF_BENCH_SKIP_DIRECT=1 measures the mirrors' registry bytes only);
+// DF_BENCH_SKIP_DIRECT=1 measures the mirrors' registry bytes only;
+// one scheduler unless DF_BENCH_SCHEDULERS says otherwise);
 // DF_BENCH_LARGE=1 uses the 64 MiB
 // (the straight-to-registry half then takes about 23 minutes: 16 × 256 MiB
 // through one 25 Mbit/s link).
@@ -51,7 +52,14 @@ func BenchmarkShapedSwarmPull(b *testing.B) {
 	for i := range links {
 		links[i] = shape.NewLink(spec)
 	}
+	// A scheduler, as in the shaped swarm of the scheduler benchmarks
+	// (DF_BENCH_SCHEDULERS=0: DHT discovery only).
+	scheds := 1
+	if v, err := strconv.Atoi(os.Getenv("DF_BENCH_SCHEDULERS")); err == nil && v >= 0 && v <= 3 {
+		scheds = v
+	}
 	c := startNodes(b, hosts,
+		testnet.WithSchedulers(scheds),
 		testnet.WithLinks(func(i int) *shape.Link { return links[i] }),
 		testnet.WithNodeOptions(func(int) []node.Option { return nil }), // the conductor's defaults
 		testnet.WithConfig(func(_ int, cfg *node.Config) { cfg.Host.UploadCapacity.Set(fmt.Sprint(rate)) }))
