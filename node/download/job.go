@@ -210,10 +210,13 @@ func (j *Job) log() *slog.Logger { return j.d.log.With("task", j.req.ID.Short())
 func (j *Job) run() {
 	err := j.execute()
 	j.cancel() // stops parent sessions and source workers
-	j.sessions.Wait()
 	if j.plan != nil {
+		// Wakes workers blocked on the plan (a source worker waiting for a
+		// piece to fetch does not watch the context): without it a
+		// cancelled job could wait for them forever.
 		j.plan.close()
 	}
+	j.sessions.Wait()
 	if j.sess != nil {
 		var digest protocol.Digest
 		if err == nil && j.task != nil {
