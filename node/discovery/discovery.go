@@ -397,9 +397,20 @@ func (d *Discovery) provideNow(ctx context.Context, id protocol.TaskID) {
 // readmitted clears a LEAVE: the peer is back.
 func (d *Discovery) readmitted(p peer.ID) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	delete(d.left, p)
+	d.mu.Unlock()
+	// The DHT considers a peer for its routing table once, when identify
+	// tells it the peer speaks the DHT protocol; if admission had not
+	// finished by then, the filter refused it and nothing asks again
+	// until a refresh (minutes), so a fresh cluster could sit with empty
+	// routing tables. Add it now that it is a member.
+	if protos, err := d.h.Peerstore().SupportsProtocols(p, dhtProtocol); err == nil && len(protos) > 0 {
+		_, _ = d.dht.RoutingTable().TryAddPeer(p, true, false)
+	}
 }
+
+// dhtProtocol is the DHT's protocol ID under our prefix.
+const dhtProtocol = protocol.DHTPrefix + "/kad/1.0.0"
 
 func (d *Discovery) publish(kind pb.ProviderEvent_Kind, ids ...protocol.TaskID) {
 	ev := &pb.ProviderEvent{Kind: kind}
