@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -260,7 +261,7 @@ func (c *Cluster) Close() error {
 func (c *Cluster) WaitConnected(ctx context.Context, k int) error {
 	nodes := c.Nodes()
 	want := min(k, len(nodes)-1)
-	return WaitFor(ctx, 20*time.Millisecond, func() bool {
+	err := WaitFor(ctx, 20*time.Millisecond, func() bool {
 		for _, n := range nodes {
 			if len(n.Admission().Members()) < want || n.Discovery().DHT().RoutingTable().Size() < want {
 				return false
@@ -268,6 +269,15 @@ func (c *Cluster) WaitConnected(ctx context.Context, k int) error {
 		}
 		return true
 	})
+	if err != nil {
+		var state []string
+		for _, n := range nodes {
+			state = append(state, fmt.Sprintf("%s: %d members, %d in the routing table, %d connected",
+				n.Name, len(n.Admission().Members()), n.Discovery().DHT().RoutingTable().Size(), len(n.Host().Network().Peers())))
+		}
+		return fmt.Errorf("cluster not connected (want %d each): %s: %w", want, strings.Join(state, "; "), err)
+	}
+	return nil
 }
 
 // FullAddrs returns ai's addresses with /p2p/<peer ID>, usable as --bootstrap.
