@@ -304,11 +304,18 @@ func (s *Scheduler) sourceOnItsWay(t *resource.Task, now time.Time) bool {
 }
 
 // sourceDone reports whether a peer that fetched t from the origin (or
-// the triggered seed) completed it, its host is still connected, and child
-// has not blocklisted it.
+// the triggered seed) completed it, its host is still connected, it is not a
+// bad parent (its last piece cost far above its mean: a source that became
+// slow must not hold the swarm back forever; testnet's slow-peer fault), and
+// child has neither blocklisted it nor already has it as a parent (a child
+// that asks again while it downloads from the source gains nothing by
+// waiting for it).
 func (s *Scheduler) sourceDone(t *resource.Task, child *resource.Peer) bool {
 	for id := range t.BackSourced {
-		if p := t.Peer(id); p != nil && p.State == resource.PeerSucceeded && p.Host.Push != nil && !child.Blocked(id) {
+		if _, already := child.Parents()[id]; already {
+			continue // the child has it and still asks: waiting on it is not enough
+		}
+		if p := t.Peer(id); p != nil && p.State == resource.PeerSucceeded && p.Host.Push != nil && !child.Blocked(id) && !s.eval.IsBadParent(p) {
 			return true
 		}
 	}

@@ -466,15 +466,15 @@ func TestCompleteSourceIsWaitedFor(t *testing.T) {
 	w := newWorld(t, Config{RetryBackToSourceLimit: 2, RetryLimit: 4}, 8<<20)
 	src := w.peer(w.host(hostSpec{}), -1)
 	w.task.BackSourced[src.Host.ID] = true
-	for _, c := range []time.Duration{time.Millisecond, time.Millisecond, time.Second} {
-		src.AddCost(c, 64) // its last piece took 1000× its mean: a bad parent for now
-	}
+	src.Host.Info.MaxUploads = 1
+	src.Host.BookedUploads = 4 // booked full: no parent to offer, but the content is in the swarm
 	child := w.peer(w.host(hostSpec{}), 0)
 	for i := range 20 {
 		if d := w.s.Schedule(child, now.Add(time.Duration(i)*time.Second)); d.Action != Wait || child.Attempts != 0 {
 			t.Fatalf("round %d: %+v (attempts %d), want wait without an attempt", i, d, child.Attempts)
 		}
 	}
+
 	blocker := w.peer(w.host(hostSpec{}), 0)
 	blocker.Block(src.Host.ID)
 	for i := range 5 {
@@ -483,4 +483,23 @@ func TestCompleteSourceIsWaitedFor(t *testing.T) {
 		}
 	}
 	t.Fatal("a child that blocklisted the only holder never went to the origin")
+}
+
+// A complete source that became slow (its last piece cost 1000× its mean)
+// is not waited for: the child uses up its attempts and goes to the origin
+// (testnet's slow-peer fault).
+func TestSlowedSourceIsNotWaitedFor(t *testing.T) {
+	w := newWorld(t, Config{RetryBackToSourceLimit: 2, RetryLimit: 4}, 8<<20)
+	src := w.peer(w.host(hostSpec{}), -1)
+	w.task.BackSourced[src.Host.ID] = true
+	for _, c := range []time.Duration{time.Millisecond, time.Millisecond, time.Second} {
+		src.AddCost(c, 64)
+	}
+	child := w.peer(w.host(hostSpec{}), 0)
+	for i := range 10 {
+		if d := w.s.Schedule(child, now.Add(time.Duration(i)*time.Second)); d.Action == BackToSource {
+			return
+		}
+	}
+	t.Fatal("a child waited for a source that became slow instead of going to the origin")
 }
