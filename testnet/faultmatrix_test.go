@@ -2,6 +2,7 @@ package testnet_test
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,7 +60,8 @@ func TestLoadFaultScenario(t *testing.T) {
 // stored), honest hosts served nothing unverified, a lying peer's pieces
 // were rejected, a restarted host resumed, a full disk failed its download
 // with ENOSPC, downloads went through the manager's ring when the manager
-// went down. DF_FAULTS=name,name runs some only.
+// went down. DF_FAULTS=name,name runs some only;
+// DF_FAULTS_LOG=FILE writes every node's debug log there.
 func TestFaultMatrix(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs shaped swarms with faults")
@@ -84,7 +86,16 @@ func TestFaultMatrix(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			res, err := testnet.RunFaultScenario(ctx, t.TempDir(), sc, nil)
+			var lg *slog.Logger
+			if f := os.Getenv("DF_FAULTS_LOG"); f != "" {
+				w, err := os.Create(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer w.Close()
+				lg = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			}
+			res, err := testnet.RunFaultScenario(ctx, t.TempDir(), sc, lg)
 			if err != nil {
 				t.Fatal(err)
 			}

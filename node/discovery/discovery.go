@@ -50,6 +50,7 @@ type Discovery struct {
 	queue  chan protocol.TaskID
 	self   peer.ID
 	events *prometheus.CounterVec
+	joined chan struct{} // poked when a member is admitted, see settle
 
 	mu        sync.Mutex
 	provided  map[protocol.TaskID]bool // tasks we provide (and re-provide)
@@ -127,6 +128,7 @@ func New(ctx context.Context, h host.Host, m Membership, ps *pubsub.PubSub, opts
 	d := &Discovery{
 		h: h, dht: kad, topic: topic, log: o.log, boot: o.boot, every: o.every,
 		queue:     make(chan protocol.TaskID, 4096),
+		joined:    make(chan struct{}, 1),
 		self:      h.ID(),
 		provided:  make(map[protocol.TaskID]bool),
 		withdrawn: make(map[protocol.TaskID]bool),
@@ -220,6 +222,7 @@ func (d *Discovery) bootstrap(ctx context.Context) {
 			d.log.Info("joined the cluster", "bootstrap_peers_reached", ok)
 			// Undo a LEAVE this node may have published before a restart.
 			d.publish(pb.ProviderEvent_KIND_PROVIDE)
+			d.settle(ctx)
 			return
 		}
 		d.log.Warn("no bootstrap peer reachable yet; retrying", "in", backoff)
@@ -229,6 +232,50 @@ func (d *Discovery) bootstrap(ctx context.Context) {
 			return
 		}
 		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// smallTable is the routing-table size under which settle keeps looking
+// for peers (the DHT's own low-peers threshold).
+const smallTable = 10
+
+// settle keeps the routing table filling while it is small. The join's
+// self-lookup asks the bootstrap peers who they know at that moment, and
+// nodes that start together each ask before the bootstrap peer has
+// admitted the others: both then know only the bootstrap peer, and the
+// DHT's own refresh would not ask again for minutes. So while the table
+// is small, look again after 0.5 s, 1 s, 2 s, … (at most a minute
+// apart), and sooner when a new member is admitted (it may know others).
+func (d *Discovery) settle(ctx context.Context) {
+	const first, most = 500 * time.Millisecond, time.Minute
+	wait := first
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	due := time.Now().Add(wait)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.joined:
+			// Sooner, never later: a stream of admissions must not
+			// keep postponing the lookup.
+			if time.Until(due) > first {
+				wait, due = first, time.Now().Add(first)
+				t.Reset(first)
+			}
+			continue
+		case <-t.C:
+		}
+		if d.dht.RoutingTable().Size() < smallTable {
+			select {
+			case <-d.dht.RefreshRoutingTable():
+			case <-ctx.Done():
+				return
+			}
+		}
+		wait = min(2*wait, most)
+		due = time.Now().Add(wait)
+		t.Reset(wait)
 	}
 }
 
@@ -406,6 +453,10 @@ func (d *Discovery) readmitted(p peer.ID) {
 	// routing tables. Add it now that it is a member.
 	if protos, err := d.h.Peerstore().SupportsProtocols(p, dhtProtocol); err == nil && len(protos) > 0 {
 		_, _ = d.dht.RoutingTable().TryAddPeer(p, true, false)
+	}
+	select {
+	case d.joined <- struct{}{}:
+	default:
 	}
 }
 

@@ -184,6 +184,9 @@ func (j *Job) followSync(ps *parentState, r *bufio.Reader) error {
 			if j.plan.announce(ps, pieces) {
 				return fmt.Errorf("%w: announced a digest that contradicts the trusted one", errBadParent)
 			}
+			if j.plan.isDropped(ps) {
+				return errParentDropped
+			}
 		case *pb.SyncMessage_End:
 			status, msg, err := protocol.ParseSyncEnd(b.End)
 			if err != nil {
@@ -289,8 +292,11 @@ func (j *Job) pieceWorker(ctx context.Context, ps *parentState) {
 }
 
 var (
-	errBusy      = errors.New("parent busy")
-	errPieceDone = errors.New("piece already verified")
+	// errParentDropped ends a pieces-sync stream whose parent a piece
+	// worker dropped.
+	errParentDropped = errors.New("parent dropped")
+	errBusy          = errors.New("parent busy")
+	errPieceDone     = errors.New("piece already verified")
 )
 
 // fetchPiece requests piece n and stores it verified.

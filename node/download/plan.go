@@ -128,9 +128,17 @@ func (p *plan) addParent(id peer.ID, complete bool) *parentState {
 
 // announce records pieces a parent holds. A digest that contradicts the
 // trusted one reports conflict: the parent lies (or holds other content).
+// A dropped parent's announcements are ignored: its pieces-sync stream may
+// still deliver some after a piece worker dropped it, and counting them
+// would leave pieces looking held by nobody there (the origin fetchers
+// wait for pieces no parent holds: a lying parent dropped mid-stream
+// stalled a download for good).
 func (p *plan) announce(ps *parentState, pieces []protocol.PieceInfo) (conflict bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if ps.dropped {
+		return false
+	}
 	for _, pi := range pieces {
 		n := pi.Number
 		if ps.has[n] {
@@ -155,7 +163,7 @@ func (p *plan) announce(ps *parentState, pieces []protocol.PieceInfo) (conflict 
 // setComplete marks a parent as holding everything.
 func (p *plan) setComplete(ps *parentState) {
 	p.mu.Lock()
-	ps.complete = true
+	ps.complete = !ps.dropped
 	p.cond.Broadcast()
 	p.mu.Unlock()
 }
@@ -175,6 +183,13 @@ func (p *plan) dropParent(ps *parentState) {
 	}
 	delete(p.parents, ps.id)
 	p.cond.Broadcast()
+}
+
+// isDropped reports whether ps was dropped.
+func (p *plan) isDropped(ps *parentState) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return ps.dropped
 }
 
 // liveParents counts parents still in use.

@@ -103,6 +103,33 @@ func TestPlanDroppedParentStopsPicking(t *testing.T) {
 	}
 }
 
+// A parent's pieces-sync stream may still deliver announcements after a
+// piece worker dropped it (a liar): they must not count, or the origin
+// fetcher waits forever for pieces only the dropped parent "holds".
+func TestDroppedParentAnnouncementsDoNotCount(t *testing.T) {
+	p := newPlan(protocol.TaskID{1}, "self", testLayout(t, 4), 0)
+	p.setCursor(^uint32(0))
+	liar := p.addParent("liar", false)
+	p.announce(liar, []protocol.PieceInfo{{Number: 0, Digest: digestOf(0)}})
+	p.dropParent(liar)
+	var rest []protocol.PieceInfo
+	for n := range uint32(4) {
+		rest = append(rest, protocol.PieceInfo{Number: n, Digest: digestOf(n)})
+	}
+	if p.announce(liar, rest) {
+		t.Fatal("unexpected conflict")
+	}
+	p.setComplete(liar)
+	for n, r := range p.rarity {
+		if r != 0 {
+			t.Fatalf("piece %d counts %d holders after its only parent was dropped: the origin fetcher would wait for it forever", n, r)
+		}
+	}
+	if n, ok := p.pickForSource(sourcePolicy{stall: time.Hour, all: true}); !ok {
+		t.Fatalf("source picked nothing (%d)", n)
+	}
+}
+
 func TestOwnerIsDeterministicAndSpread(t *testing.T) {
 	peers := []peer.ID{"p1", "p2", "p3", "p4"}
 	p1 := newPlan(protocol.TaskID{7}, "p1", testLayout(t, 400), 0)
