@@ -30,13 +30,17 @@ type job struct {
 	released atomic.Bool
 }
 
-func (j *job) Done() <-chan struct{}                                   { return j.done }
-func (j *job) Err() error                                              { return j.err }
-func (j *job) Progress() (done, total int64)                           { return j.bytes.Load(), j.total }
-func (j *job) Release()                                                { j.released.Store(true) }
-func (j *job) finish(err error)                                        { j.err = err; close(j.done) }
-func newJob(total int64) *job                                          { return &job{done: make(chan struct{}), total: total} }
-func (t *tasks) Delete(context.Context, protocol.PreheatRequest) error { return t.delErr }
+func (j *job) Done() <-chan struct{}         { return j.done }
+func (j *job) Err() error                    { return j.err }
+func (j *job) Progress() (done, total int64) { return j.bytes.Load(), j.total }
+func (j *job) Release()                      { j.released.Store(true) }
+func (j *job) finish(err error)              { j.err = err; close(j.done) }
+func newJob(total int64) *job                { return &job{done: make(chan struct{}), total: total} }
+func (t *tasks) Delete(context.Context, protocol.PreheatRequest) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.delErr
+}
 
 type tasks struct {
 	mu     sync.Mutex
@@ -261,7 +265,9 @@ func TestStatAndDelete(t *testing.T) {
 	if _, err := preheatclient.Do(ctxT(t), cli, srv, &pb.PreheatRequest{Op: pb.PreheatOp_PREHEAT_OP_DELETE, Digest: d}, nil); err != nil {
 		t.Fatal(err)
 	}
+	tk.mu.Lock() // the handler reads it in another goroutine (the race detector cannot see the stream ordering)
 	tk.delErr = errors.New("scheduler unreachable")
+	tk.mu.Unlock()
 	if _, err := preheatclient.Do(ctxT(t), cli, srv, &pb.PreheatRequest{Op: pb.PreheatOp_PREHEAT_OP_DELETE, Digest: d}, nil); !errors.Is(err, preheatclient.ErrFailed) {
 		t.Fatalf("delete error not reported: %v", err)
 	}
