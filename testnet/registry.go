@@ -11,8 +11,11 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/google/go-containerregistry/pkg/crane"
 	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 )
 
@@ -98,30 +101,42 @@ func (c *countingResponseWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// PullConcurrency is how many layers PullImage fetches at once: the default
+// of containerd (max_concurrent_downloads) and of Docker.
+const PullConcurrency = 3
+
 // PullImage pulls ref through the registry (or mirror) at host with
 // go-containerregistry's client and reads every layer, which checks its
-// digest.
-func PullImage(ctx context.Context, host, ref string) error {
-	img, err := crane.Pull(host+"/"+ref, crane.Insecure, crane.WithContext(ctx))
+// digest; opts are crane's (a transport, say).
+func PullImage(ctx context.Context, host, ref string, opts ...crane.Option) error {
+	img, err := crane.Pull(host+"/"+ref, append([]crane.Option{crane.Insecure, crane.WithContext(ctx)}, opts...)...)
 	if err != nil {
 		return err
 	}
+	return ReadLayers(img)
+}
+
+// ReadLayers reads every layer of img, PullConcurrency at a time as
+// runtimes do, checking each digest.
+func ReadLayers(img v1.Image) error {
 	ls, err := img.Layers()
 	if err != nil {
 		return err
 	}
+	var g errgroup.Group
+	g.SetLimit(PullConcurrency)
 	for _, l := range ls {
-		rc, err := l.Compressed()
-		if err != nil {
+		g.Go(func() error {
+			rc, err := l.Compressed()
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			_, err = io.Copy(io.Discard, rc) // verifies the digest at EOF
 			return err
-		}
-		_, err = io.Copy(io.Discard, rc) // verifies the digest at EOF
-		rc.Close()
-		if err != nil {
-			return err
-		}
+		})
 	}
-	return nil
+	return g.Wait()
 }
 
 // FreeLoopbackAddr returns a 127.0.0.1 address with a free TCP port.

@@ -3,10 +3,13 @@ package mirror_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -58,11 +61,20 @@ func BenchmarkShapedSwarmPull(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("DF_BENCH_SCHEDULERS")); err == nil && v >= 0 && v <= 3 {
 		scheds = v
 	}
-	c := startNodes(b, hosts,
+	opts := []testnet.Option{}
+	if f := os.Getenv("DF_BENCH_LOG"); f != "" { // every node's log, for looking into a run
+		w, err := os.Create(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer w.Close()
+		opts = append(opts, testnet.WithLogger(slog.New(slog.NewTextHandler(w, nil))))
+	}
+	c := startNodes(b, hosts, append(opts,
 		testnet.WithSchedulers(scheds),
 		testnet.WithLinks(func(i int) *shape.Link { return links[i] }),
 		testnet.WithNodeOptions(func(int) []node.Option { return nil }), // the conductor's defaults
-		testnet.WithConfig(func(_ int, cfg *node.Config) { cfg.Host.UploadCapacity.Set(fmt.Sprint(rate)) }))
+		testnet.WithConfig(func(_ int, cfg *node.Config) { cfg.Host.UploadCapacity.Set(fmt.Sprint(rate)) }))...)
 	cfg := testConfig(reg)
 	cfg.UpstreamTimeout = 2 * time.Minute
 	cfg.ReadyTimeout = 5 * time.Minute
@@ -85,10 +97,18 @@ func BenchmarkShapedSwarmPull(b *testing.B) {
 		b.StartTimer()
 
 		start := time.Now()
-		pullEach(b, hosts, func(i int) error {
+		took := pullEach(b, hosts, func(i int) error {
 			return testnet.PullImage(context.Background(), mirrors[i].Host, ref)
 		})
 		p2p += time.Since(start)
+		b.Logf("pulls through the mirrors done: first %v, p50 %v, last %v", took[0].Round(time.Millisecond),
+			took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
+		up := make([]string, hosts)
+		for i, l := range links {
+			sent, _, _ := l.Stats()
+			up[i] = fmt.Sprintf("%.0f", float64(sent)/(1<<20))
+		}
+		b.Logf("MiB sent by each host so far: %s", strings.Join(up, " "))
 		regBytes += reg.totalBlobBytes()
 		b.Logf("16 pulls through the mirrors: %v, registry blob bytes %.3f× the image", time.Since(start).Round(time.Millisecond),
 			float64(reg.totalBlobBytes())/float64(size))
@@ -134,13 +154,16 @@ func imageSize(b *testing.B, img v1.Image) int64 {
 	return n
 }
 
-// pullEach runs pull(i) for every host at once and fails on any error.
-func pullEach(b *testing.B, hosts int, pull func(i int) error) {
+// pullEach runs pull(i) for every host at once, fails on any error, and
+// returns the pulls' durations, shortest first.
+func pullEach(b *testing.B, hosts int, pull func(i int) error) []time.Duration {
 	b.Helper()
 	errs := make([]error, hosts)
+	took := make([]time.Duration, hosts)
+	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range hosts {
-		wg.Go(func() { errs[i] = pull(i) })
+		wg.Go(func() { errs[i] = pull(i); took[i] = time.Since(start) })
 	}
 	wg.Wait()
 	for i, err := range errs {
@@ -148,6 +171,8 @@ func pullEach(b *testing.B, hosts int, pull func(i int) error) {
 			b.Fatalf("host %d: %v", i, err)
 		}
 	}
+	slices.Sort(took)
+	return took
 }
 
 // pullDirect pulls ref from the registry at host with crane, every
@@ -162,18 +187,5 @@ func pullDirect(host, ref string, link *shape.Link) error {
 		return link.Conn(c), nil
 	}}
 	defer tr.CloseIdleConnections()
-	img, err := crane.Pull(host+"/"+ref, crane.Insecure, crane.WithTransport(tr))
-	if err != nil {
-		return err
-	}
-	ls, err := img.Layers()
-	if err != nil {
-		return err
-	}
-	for _, l := range ls {
-		if err := readLayer(l); err != nil {
-			return err
-		}
-	}
-	return nil
+	return testnet.PullImage(context.Background(), host, ref, crane.WithTransport(tr))
 }
