@@ -149,3 +149,24 @@ func TestDiskFullDuringImport(t *testing.T) {
 		t.Fatalf("a small import after the failure: %v", err)
 	}
 }
+
+// A node alone fetches its pieces from the origin as one streamed range,
+// not a request per piece: no round trip between pieces, and each piece
+// completes as soon as its bytes are in (peers can start on it).
+func TestOriginPiecesStreamInOneRange(t *testing.T) {
+	origin := newOrigin(t)
+	data := payload(4<<20, 21) // 16 pieces
+	origin.Put("/run.bin", data, `"r1"`)
+	c := startCluster(t, 1)
+	got, st, err := downloadURL(testCtx(t), c.Node(0), origin.URL("/run.bin"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("download: %v (equal=%v)", err, bytes.Equal(got, data))
+	}
+	if st.BytesFromSource != int64(len(data)) || origin.BytesServed() != int64(len(data)) {
+		t.Fatalf("origin sent %d bytes, the node counted %d, for %d", origin.BytesServed(), st.BytesFromSource, len(data))
+	}
+	// A HEAD for the size and validator, then one GET for the 16 pieces.
+	if n := origin.Requests(); n > 2 {
+		t.Fatalf("%d origin requests for 16 pieces, want a HEAD and one range", n)
+	}
+}

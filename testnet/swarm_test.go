@@ -61,7 +61,7 @@ func BenchmarkShapedSwarm(b *testing.B) {
 	// the rate when piece count and host count stay the same.
 	mbit, pieceKiB := float64(envInt("DF_SWARM_MBIT", 25)), envInt("DF_SWARM_PIECE_KIB", 1024)
 	base := testnet.SwarmSpec{Nodes: nodes, Size: int64(mib) << 20, PieceLength: uint32(pieceKiB) << 10,
-		Up: shape.Mbit(mbit), Down: shape.Mbit(mbit), OriginUp: shape.Mbit(mbit)}
+		Up: shape.Mbit(mbit), Down: shape.Mbit(mbit), OriginUp: shape.Mbit(mbit), MaxUploads: envInt("DF_SWARM_SLOTS", 0)}
 	variants := []struct {
 		name string
 		edit func(*testnet.SwarmSpec)
@@ -80,6 +80,14 @@ func BenchmarkShapedSwarm(b *testing.B) {
 		b.Run(v.name, func(b *testing.B) {
 			spec := base
 			v.edit(&spec)
+			if f := os.Getenv("DF_SWARM_LOG"); f != "" { // every node's debug log
+				w, err := os.Create(f)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer w.Close()
+				spec.Log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			}
 			for range b.N {
 				res, err := testnet.RunSwarm(context.Background(), b.TempDir(), spec)
 				if err != nil {

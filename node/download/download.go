@@ -115,7 +115,11 @@ type Config struct {
 	MaxParents int
 	// StreamsPerParent is how many piece streams run to one parent (default 3).
 	StreamsPerParent int
-	// SourceConcurrency is how many origin ranges run at once (default 4).
+	// SourceConcurrency is how many origin ranges run at once (default 1:
+	// one range streams the pieces this node fetches one after another at
+	// the link's rate, so peers can start on the first at once; several
+	// ranges in parallel split the link and finish their pieces together,
+	// which helps only an origin that limits each connection's rate).
 	SourceConcurrency int
 	// GatherWindow is how long a download that must go to the origin first
 	// waits for other peers starting the same download (default 300 ms).
@@ -142,7 +146,7 @@ func (c *Config) setDefaults() {
 	}
 	def(&c.MaxParents, 16)
 	def(&c.StreamsPerParent, 3)
-	def(&c.SourceConcurrency, 4)
+	def(&c.SourceConcurrency, 1)
 	defd := func(v *time.Duration, d time.Duration) {
 		if *v <= 0 {
 			*v = d

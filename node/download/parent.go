@@ -265,6 +265,7 @@ func (j *Job) pieceWorker(ctx context.Context, ps *parentState) {
 		switch {
 		case err == nil:
 			failures = 0
+			j.log().Debug("piece from a parent", "piece", n, "parent", ps.id, "took", time.Since(start))
 			j.notifyProgress()
 		case errors.Is(err, errBusy):
 			sleep(ctx, 100*time.Millisecond+rand.N(400*time.Millisecond))

@@ -333,16 +333,57 @@ func (p *plan) pickForSource(pol sourcePolicy) (uint32, bool) {
 		if p.closed || len(p.missing) == 0 {
 			return 0, false
 		}
-		now := time.Now()
-		owners := p.sourcingPeersLocked(now, pol)
-		if n, ok := p.chooseLocked(func(n uint32) bool {
-			return p.rarity[n] == 0 && (pol.all || p.owner(n, owners) == p.self)
-		}); ok && p.flight[n] == 0 {
-			p.startLocked(n)
-			return n, true
+		owners := p.sourcingPeersLocked(time.Now(), pol)
+		// In order from the streaming cursor (or the start), wrapping:
+		// the pieces then come off one range in the order readers and
+		// peers downloading behind this node want them.
+		start := p.cursor
+		if start >= p.count {
+			start = 0
+		}
+		for i := range p.count {
+			n := (start + i) % p.count
+			if p.sourceableLocked(n, pol, owners) {
+				p.startLocked(n)
+				return n, true
+			}
 		}
 		p.cond.Wait()
 	}
+}
+
+// claimForSource marks piece n in flight for the origin when pickForSource
+// would choose it now (missing, nobody connected holds or fetches it, and
+// it is this node's to fetch); it never waits.
+func (p *plan) claimForSource(n uint32, pol sourcePolicy) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.sourceableLocked(n, pol, p.sourcingPeersLocked(time.Now(), pol)) {
+		return false
+	}
+	p.startLocked(n)
+	return true
+}
+
+// sourceRunEnd returns the end (exclusive) of the run of pieces from n on
+// that are this node's to fetch from the origin now: n+1 when the piece
+// after n is not.
+func (p *plan) sourceRunEnd(n uint32, pol sourcePolicy) uint32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	owners := p.sourcingPeersLocked(time.Now(), pol)
+	end := n + 1
+	for end < p.count && p.sourceableLocked(end, pol, owners) {
+		end++
+	}
+	return end
+}
+
+func (p *plan) sourceableLocked(n uint32, pol sourcePolicy, owners []peer.ID) bool {
+	if p.closed || n >= p.count || p.have[n] || p.flight[n] != 0 || p.rarity[n] != 0 {
+		return false
+	}
+	return pol.all || p.owner(n, owners) == p.self
 }
 
 // sourcingPeersLocked are the peers that may fetch from the origin: this

@@ -217,3 +217,39 @@ func TestStallAdaptsToOwnFetchTimes(t *testing.T) {
 		})
 	}
 }
+
+// A source run covers the consecutive pieces this node may fetch from the
+// origin now, and stops before one a parent holds or a fetch has taken.
+func TestSourceRunEnd(t *testing.T) {
+	p := newPlan(protocol.TaskID{4}, "self", testLayout(t, 10), 0)
+	p.setCursor(^uint32(0))
+	pol := sourcePolicy{stall: time.Hour, all: true}
+	peer := p.addParent("peer", false)
+	p.announce(peer, []protocol.PieceInfo{{Number: 6, Digest: digestOf(6)}})
+	p.markHave(2, digestOf(2))
+	for _, tc := range []struct {
+		name    string
+		from    uint32
+		wantEnd uint32
+	}{
+		{"up to a verified piece", 0, 2},
+		{"up to a piece a parent holds", 3, 6},
+		{"to the end", 7, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := p.sourceRunEnd(tc.from, pol); got != tc.wantEnd {
+				t.Fatalf("run from %d ends at %d, want %d", tc.from, got, tc.wantEnd)
+			}
+		})
+	}
+	n, ok := p.pickForSource(pol)
+	if !ok || n != 0 {
+		t.Fatalf("first source pick %d (%v), want 0: in order", n, ok)
+	}
+	if p.claimForSource(0, pol) {
+		t.Fatal("a piece in flight was claimed again")
+	}
+	if !p.claimForSource(1, pol) || p.claimForSource(2, pol) || p.claimForSource(6, pol) {
+		t.Fatal("claims: want 1 yes, 2 (verified) and 6 (held by a parent) no")
+	}
+}

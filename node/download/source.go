@@ -56,14 +56,9 @@ func (j *Job) sourceWorker(ctx context.Context) error {
 		if !ok {
 			return nil
 		}
-		start := time.Now()
-		d, err := j.fetchFromSource(ctx, n)
-		j.plan.finish(n, err == nil, d, time.Since(start))
+		err := j.sourceRun(ctx, n, pol)
 		if err == nil {
-			j.fromOrigin(n)
-			j.reportPiece(n, "", true, d, time.Since(start), false)
 			failures = 0
-			j.notifyProgress()
 			continue
 		}
 		if ctx.Err() != nil {
@@ -88,22 +83,67 @@ func (j *Job) sourceWorker(ctx context.Context) error {
 	}
 }
 
-func (j *Job) fetchFromSource(ctx context.Context, n uint32) (protocol.Digest, error) {
+// sourceRun fetches piece n (already claimed) from the origin and, on the
+// same response, the pieces after it for as long as each is still this
+// node's to fetch: one range over the run of pieces from n on that are
+// this node's to fetch when it starts, read piece by piece, so that pieces
+// complete one after another at the link's rate (peers waiting for them
+// can start on the first at once) and no request round trip separates two
+// pieces. The rest of the range is abandoned if the next piece was
+// meanwhile verified, taken by another fetch or announced by a peer.
+func (j *Job) sourceRun(ctx context.Context, n uint32, pol sourcePolicy) error {
 	if n == 0 {
+		start := time.Now()
 		if d, ok, err := j.pieceWithEarly(ctx); ok {
-			return d, err
+			j.sourced(n, d, err, start)
+			return err
 		}
 	}
-	off, length, err := j.layout.Piece(n)
+	end := j.plan.sourceRunEnd(n, pol)
+	off, _, err := j.layout.Piece(n)
 	if err != nil {
-		return protocol.Digest{}, err
+		j.plan.finish(n, false, protocol.Digest{}, 0)
+		return err
 	}
-	body, err := j.d.origin.OpenRange(ctx, j.sourceReq(), off, int64(length), j.validator)
+	last, lastLen, err := j.layout.Piece(end - 1)
 	if err != nil {
-		return protocol.Digest{}, err
+		j.plan.finish(n, false, protocol.Digest{}, 0)
+		return err
+	}
+	start := time.Now()
+	body, err := j.d.origin.OpenRange(ctx, j.sourceReq(), off, last+int64(lastLen)-off, j.validator)
+	if err != nil {
+		j.plan.finish(n, false, protocol.Digest{}, 0)
+		return err
 	}
 	defer body.Close()
-	return j.storeFromSource(ctx, n, body)
+	for {
+		_, length, err := j.layout.Piece(n)
+		if err != nil {
+			j.plan.finish(n, false, protocol.Digest{}, 0)
+			return err
+		}
+		d, err := j.storeFromSource(ctx, n, io.LimitReader(body, int64(length)))
+		j.sourced(n, d, err, start)
+		if err != nil {
+			return err
+		}
+		if n+1 >= end || !j.plan.claimForSource(n+1, pol) {
+			return nil
+		}
+		n, start = n+1, time.Now()
+	}
+}
+
+// sourced ends an origin fetch of piece n started at start.
+func (j *Job) sourced(n uint32, d protocol.Digest, err error, start time.Time) {
+	j.plan.finish(n, err == nil, d, time.Since(start))
+	if err != nil {
+		return
+	}
+	j.fromOrigin(n)
+	j.reportPiece(n, "", true, d, time.Since(start), false)
+	j.notifyProgress()
 }
 
 // storeFromSource writes one piece read from the origin. The origin is the

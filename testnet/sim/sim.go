@@ -161,7 +161,7 @@ const (
 	announceEvery   = 30.0 // node host announcements
 	gcEvery         = 10.0 // service Intervals.GC
 	streamsPerPar   = 3    // node/download StreamsPerParent
-	sourceWorkers   = 4    // node/download SourceConcurrency
+	sourceWorkers   = 1    // node/download SourceConcurrency (one streamed range: pieces one after another)
 	pickSample      = 256  // plan.chooseLocked sample
 )
 
