@@ -39,6 +39,7 @@ type plan struct {
 	window  uint32
 
 	durations []time.Duration // recent piece fetch times (for hedging)
+	lastHave  time.Time       // when a piece was last verified (or the plan made)
 	closed    bool
 }
 
@@ -56,15 +57,16 @@ func newPlan(id protocol.TaskID, self peer.ID, layout protocol.Layout, window ui
 	n := layout.PieceCount()
 	p := &plan{
 		id: id, self: self, layout: layout, count: n,
-		have:    make([]bool, n),
-		missing: make([]uint32, n),
-		index:   make([]int32, n),
-		digest:  make([]protocol.Digest, n),
-		rarity:  make([]uint16, n),
-		flight:  make([]uint8, n),
-		started: make([]time.Time, n),
-		parents: make(map[peer.ID]*parentState),
-		window:  window,
+		have:     make([]bool, n),
+		missing:  make([]uint32, n),
+		index:    make([]int32, n),
+		digest:   make([]protocol.Digest, n),
+		rarity:   make([]uint16, n),
+		flight:   make([]uint8, n),
+		started:  make([]time.Time, n),
+		parents:  make(map[peer.ID]*parentState),
+		window:   window,
+		lastHave: time.Now(),
 	}
 	for i := range n {
 		p.missing[i] = i
@@ -87,6 +89,7 @@ func (p *plan) markHaveLocked(n uint32, d protocol.Digest) {
 	}
 	p.have[n] = true
 	p.digest[n] = d
+	p.lastHave = time.Now()
 	i := p.index[n]
 	last := p.missing[len(p.missing)-1]
 	p.missing[i] = last
@@ -190,6 +193,23 @@ func (p *plan) isDropped(ps *parentState) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return ps.dropped
+}
+
+// stranded reports whether the plan has made no progress for at least
+// idle while some missing piece is neither held by a connected parent nor
+// being fetched: the parents it has cannot finish the download.
+func (p *plan) stranded(idle time.Duration) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || time.Since(p.lastHave) < idle {
+		return false
+	}
+	for _, n := range p.missing {
+		if p.rarity[n] == 0 && p.flight[n] == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // liveParents counts parents still in use.

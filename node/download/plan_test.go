@@ -253,3 +253,29 @@ func TestSourceRunEnd(t *testing.T) {
 		t.Fatal("claims: want 1 yes, 2 (verified) and 6 (held by a parent) no")
 	}
 }
+
+// A plan is stranded when it stopped progressing and some missing piece
+// is neither held by a parent nor being fetched.
+func TestPlanStranded(t *testing.T) {
+	p := newPlan(protocol.TaskID{5}, "self", testLayout(t, 2), 0)
+	a := p.addParent("a", false)
+	p.announce(a, []protocol.PieceInfo{{Number: 0, Digest: digestOf(0)}, {Number: 1, Digest: digestOf(1)}})
+	if p.stranded(0) {
+		t.Fatal("stranded while a parent holds every missing piece")
+	}
+	p.dropParent(a)
+	if !p.stranded(0) {
+		t.Fatal("not stranded after the only holder was dropped")
+	}
+	if p.stranded(time.Hour) {
+		t.Fatal("stranded before the idle time passed")
+	}
+	p.startLocked(0) // a fetch (the origin, say) is under way for 0, not for 1
+	if !p.stranded(0) {
+		t.Fatal("piece 1 has no holder and no fetch")
+	}
+	p.markHave(1, digestOf(1))
+	if p.stranded(0) {
+		t.Fatal("stranded while the only missing piece is being fetched")
+	}
+}

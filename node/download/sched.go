@@ -200,8 +200,15 @@ func (j *Job) heldBitmap() []bool {
 	return j.plan.held()
 }
 
+// strandedAfter: a scheduled download whose parents hold none of some
+// missing pieces and that verified nothing for this long asks again.
+const strandedAfter = 5 * time.Second
+
 // maybeReschedule asks the scheduler for other parents when a scheduled
-// download has none left and may not go to the origin.
+// download that may not go to the origin has no parent left, or has
+// parents that lack pieces it still needs and has stopped progressing (the
+// only holder was dropped as slow or failing while other parents remain:
+// without asking, it would wait for them forever).
 func (j *Job) maybeReschedule() {
 	if !j.scheduled.Load() || j.sess == nil || j.plan == nil {
 		return
@@ -209,7 +216,7 @@ func (j *Job) maybeReschedule() {
 	j.pmu.Lock()
 	allowed := j.sourceAllowed
 	j.pmu.Unlock()
-	if allowed || j.plan.liveParents() > 0 {
+	if allowed || (j.plan.liveParents() > 0 && !j.plan.stranded(strandedAfter)) {
 		return
 	}
 	last := time.Unix(0, j.lastDecision.Load())
@@ -217,7 +224,7 @@ func (j *Job) maybeReschedule() {
 		return
 	}
 	j.lastReschedule = time.Now()
-	j.sess.Reschedule(j.droppedParents(), "no live parent")
+	j.sess.Reschedule(j.droppedParents(), "no parent holds the missing pieces")
 }
 
 func (j *Job) droppedParents() []peer.ID {
