@@ -28,6 +28,19 @@ const (
 	dropLied        = "lied"
 	dropFailures    = "failures"
 	dropGone        = "gone"
+	dropSlow        = "slow"
+)
+
+// A parent is slow when a piece from it took more than slowFactor times
+// the download's median piece time (and at least slowMin); after
+// slowStrikes such pieces in a row it is dropped, so that pieces only it
+// holds become the scheduler's (or the origin's) problem instead of
+// trickling in: a source host whose uplink collapsed held the swarm at
+// its pace (testnet's slow-peer fault).
+const (
+	slowFactor  = 8
+	slowMin     = 2 * time.Second
+	slowStrikes = 2
 )
 
 // errBadParent marks a parent that sent something provably wrong: a piece
@@ -265,8 +278,16 @@ func (j *Job) pieceWorker(ctx context.Context, ps *parentState) {
 		switch {
 		case err == nil:
 			failures = 0
-			j.log().Debug("piece from a parent", "piece", n, "parent", ps.id, "took", time.Since(start))
+			took := time.Since(start)
+			j.log().Debug("piece from a parent", "piece", n, "parent", ps.id, "took", took)
 			j.notifyProgress()
+			if j.plan.slowPiece(ps, took) {
+				j.log().Info("dropping a slow parent", "parent", ps.id, "piece_took", took)
+				j.d.metrics.drops.WithLabelValues(dropSlow).Inc()
+				j.markDropped(ps.id)
+				j.plan.dropParent(ps)
+				return
+			}
 		case errors.Is(err, errBusy):
 			sleep(ctx, 100*time.Millisecond+rand.N(400*time.Millisecond))
 		case errors.Is(err, errBadParent):

@@ -51,6 +51,7 @@ type parentState struct {
 	alive    bool
 	lastNew  time.Time // last time it announced a new piece
 	dropped  bool
+	strikes  int // slow pieces in a row (see slowPiece)
 }
 
 func newPlan(id protocol.TaskID, self peer.ID, layout protocol.Layout, window uint32) *plan {
@@ -294,6 +295,29 @@ func (p *plan) chooseLocked(eligible func(uint32) bool) (uint32, bool) {
 		}
 	}
 	return 0, false
+}
+
+// slowPiece records that a piece from ps took took and reports whether ps
+// is now too slow to keep: slowStrikes pieces in a row each took more than
+// slowFactor times the download's median piece time and at least slowMin.
+// The slow piece itself is already in the durations (finish), so a parent
+// that is the download's only source sets its own median and never counts
+// as slow.
+func (p *plan) slowPiece(ps *parentState, took time.Duration) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.durations) < 4 || took < slowMin {
+		ps.strikes = 0
+		return false
+	}
+	d := slices.Clone(p.durations)
+	slices.Sort(d)
+	if took <= slowFactor*d[len(d)/2] {
+		ps.strikes = 0
+		return false
+	}
+	ps.strikes++
+	return ps.strikes >= slowStrikes
 }
 
 // hedgeAfterLocked: a fetch running longer than 3× the median piece time

@@ -279,3 +279,32 @@ func TestPlanStranded(t *testing.T) {
 		t.Fatal("stranded while the only missing piece is being fetched")
 	}
 }
+
+func TestSlowPiece(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		recent []time.Duration // the download's recent piece times
+		took   []time.Duration // this parent's pieces, in turn
+		want   bool            // dropped after the last
+	}{
+		{"two slow pieces in a row", []time.Duration{100, 100, 100, 100}, []time.Duration{3 * time.Second, 3 * time.Second}, true},
+		{"one slow piece", []time.Duration{100, 100, 100, 100}, []time.Duration{3 * time.Second}, false},
+		{"a fast piece between", []time.Duration{100, 100, 100, 100}, []time.Duration{3 * time.Second, 100, 3 * time.Second}, false},
+		{"slow but under the minimum", []time.Duration{1, 1, 1, 1}, []time.Duration{time.Second, time.Second}, false},
+		{"everyone is slow", []time.Duration{3 * time.Second, 3 * time.Second, 3 * time.Second, 3 * time.Second}, []time.Duration{4 * time.Second, 4 * time.Second}, false},
+		{"too few pieces to judge", []time.Duration{100}, []time.Duration{3 * time.Second, 3 * time.Second}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPlan(protocol.TaskID{6}, "self", testLayout(t, 2), 0)
+			ps := p.addParent("a", false)
+			p.durations = append(p.durations, tc.recent...)
+			var got bool
+			for _, d := range tc.took {
+				got = p.slowPiece(ps, d)
+			}
+			if got != tc.want {
+				t.Fatalf("dropped = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -302,6 +302,20 @@ func (p *Peer) Has(n uint32) bool {
 	return i < len(p.held) && p.held[i]&(1<<(n%64)) != 0
 }
 
+// HasMissing reports whether the peer holds a piece that other lacks.
+func (p *Peer) HasMissing(other *Peer) bool {
+	for i, w := range p.held {
+		var o uint64
+		if i < len(other.held) {
+			o = other.held[i]
+		}
+		if w&^o != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Complete reports whether the peer holds the whole task.
 func (p *Peer) Complete() bool {
 	return p.State == PeerSucceeded || (p.Task.Layout != nil && p.heldCount == int(p.Task.PieceCount()))

@@ -410,6 +410,12 @@ func (s *Scheduler) usable(child, parent *resource.Peer) bool {
 		return false
 	case parent.Held() == 0 && parent.State != resource.PeerSucceeded:
 		return false
+	case parent.State != resource.PeerSucceeded && !parent.HasMissing(child):
+		// It holds nothing the child lacks (yet): offering it would count
+		// as finding parents and keep a child whose missing pieces only a
+		// blocklisted peer holds from ever reaching the origin (testnet's
+		// slow-peer fault). It is offered once it has something new.
+		return false
 	case parent.State == resource.PeerFailed || parent.State == resource.PeerLeft:
 		return false
 	case parent.Host.Push == nil && parent.Host.Info.Addrs == nil:

@@ -503,3 +503,37 @@ func TestSlowedSourceIsNotWaitedFor(t *testing.T) {
 	}
 	t.Fatal("a child waited for a source that became slow instead of going to the origin")
 }
+
+// A peer that holds nothing the child lacks is not offered as a parent:
+// when the only holder of the child's missing pieces is blocklisted (slow),
+// the child must reach the origin rather than be handed peers that cannot
+// help (testnet's slow-peer fault).
+func TestParentsMustHoldSomethingMissing(t *testing.T) {
+	w := newWorld(t, Config{RetryBackToSourceLimit: 2, RetryLimit: 6, CandidateLimit: 4, SampleLimit: 40}, 8<<20)
+	src := w.peer(w.host(hostSpec{}), -1)
+	w.task.BackSourced[src.Host.ID] = true
+	same := w.peer(w.host(hostSpec{}), 1) // piece 0, as the child
+	child := w.peer(w.host(hostSpec{}), 1)
+	child.Block(src.Host.ID)
+	for i := range 10 {
+		d := w.s.Schedule(child, now.Add(time.Duration(i)*time.Second))
+		for _, p := range d.Parents {
+			if p == same {
+				t.Fatalf("round %d: offered a parent that holds nothing the child lacks", i)
+			}
+		}
+		if d.Action == BackToSource {
+			break
+		}
+		if i == 9 {
+			t.Fatalf("the child never reached the origin: %+v", d)
+		}
+	}
+	ahead := w.peer(w.host(hostSpec{}), 2) // pieces 0 and 1: 1 is new to the child
+	other := w.peer(w.host(hostSpec{}), 0)
+	other.State = resource.PeerRunning
+	d := w.s.Schedule(other, now.Add(time.Minute))
+	if d.Action != Parents || !slices.Contains(d.Parents, ahead) {
+		t.Fatalf("a parent with a missing piece was not offered: %+v", d)
+	}
+}
