@@ -25,6 +25,8 @@ type DemoOptions struct {
 	Nodes  int
 	Size   int64
 	Out    io.Writer
+	// Temporary: Dir is removed when the demo ends (the summary says so).
+	Temporary bool
 }
 
 // Demo runs the showcase: a cluster of real dfnode processes (node 0 a
@@ -190,7 +192,11 @@ func Demo(ctx context.Context, o DemoOptions) error {
 		}
 	}
 	say("\nmanager console: %s/  (root / %s)", c.Manager.BaseURL, c.Manager.Password)
-	say("logs and data: %s", o.Dir)
+	if o.Temporary {
+		say("logs and data: %s (removed on exit; --keep keeps them)", o.Dir)
+	} else {
+		say("logs and data: %s", o.Dir)
+	}
 	return nil
 }
 

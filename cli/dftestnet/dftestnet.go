@@ -54,6 +54,7 @@ scheduler's decisions: which parents each node was given, in which IDC.`,
 			if nodes < 2 {
 				return clikit.UsageError(fmt.Errorf("--nodes %d: need at least 2", nodes))
 			}
+			temporary := dir == "" && !keep
 			if dir == "" {
 				d, err := os.MkdirTemp("", "dragonfly-demo-")
 				if err != nil {
@@ -66,7 +67,7 @@ scheduler's decisions: which parents each node was given, in which IDC.`,
 			}
 			ctx, stop := clikit.SignalContext(cmd.Context())
 			defer stop()
-			return testnet.Demo(ctx, testnet.DemoOptions{BinDir: binDir, Dir: dir, Nodes: nodes, Size: int64(size), Out: cmd.OutOrStdout()})
+			return testnet.Demo(ctx, testnet.DemoOptions{BinDir: binDir, Dir: dir, Nodes: nodes, Size: int64(size), Out: cmd.OutOrStdout(), Temporary: temporary})
 		},
 	}
 	f := cmd.Flags()
