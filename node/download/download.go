@@ -266,11 +266,20 @@ func (d *Downloader) Start(req Request) (*Job, error) {
 		return nil, ErrNoSource
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if j, ok := d.jobs[req.ID]; ok && !j.finished() {
 		j.refs++
+		d.mu.Unlock()
+		if req.SeedTriggered {
+			// The scheduler chose this seed to fetch the task from the
+			// origin while a download of it was already running here (a
+			// pull through this seed's own mirror, say): that download,
+			// waiting for peers as any other, is the one to go to the
+			// origin, or everyone waits for its timeout.
+			j.allowSource(j.ctx)
+		}
 		return j, nil
 	}
+	defer d.mu.Unlock()
 	ctx, cancel := context.WithCancel(d.ctx)
 	j := newJob(d, req, ctx, cancel)
 	d.jobs[req.ID] = j
