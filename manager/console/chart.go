@@ -65,32 +65,56 @@ func preheatChart(now time.Time, js []store.Job) chart {
 }
 
 func (h *hourly) chart() chart {
-	c := chart{W: 720, H: 220, Left: 64, Bottom: 28}
-	start, sums := h.start, h.sums
-	for _, s := range sums {
-		c.Max = max(c.Max, s)
+	var top int64
+	for _, v := range h.sums {
+		top = max(top, v)
 	}
-	c.Empty = c.Max == 0
-	scale := niceCeil(max(c.Max, 1))
-	plotW, plotH := c.W-c.Left-8, c.H-c.Bottom-12
-	bw := plotW / hours
-	for i, s := range sums {
-		h := int(float64(s) / float64(scale) * float64(plotH))
-		if s > 0 && h < 2 {
-			h = 2
-		}
-		hour := start.Add(time.Duration(i) * time.Hour)
-		c.Bars = append(c.Bars, bar{X: c.Left + i*bw + 2, Y: 12 + plotH - h, W: bw - 4, H: h, Class: "origin",
-			Title: hour.UTC().Format("15:04") + "–" + hour.Add(time.Hour).UTC().Format("15:04") + " UTC: " + humanBytes(s)})
-		if i%4 == 0 {
-			c.Labels = append(c.Labels, tick{X: c.Left + i*bw + bw/2, Y: c.H - 8, Label: hour.UTC().Format("15:04")})
-		}
+	b := newBars(top)
+	for i, v := range h.sums {
+		b.add(b.Left+i*b.bw+2, b.bw-4, v, "origin", span(h.start, i)+humanBytes(v))
+	}
+	return b.done(h.start)
+}
+
+// bars builds a chart of one slot per hour over hours hours, on a y axis
+// from 0 to a round number above the largest value.
+type bars struct {
+	chart
+	scale     int64
+	plotH, bw int
+}
+
+func newBars(top int64) *bars {
+	b := &bars{chart: chart{W: 720, H: 220, Left: 64, Bottom: 28, Max: top, Empty: top == 0}, scale: niceCeil(max(top, 1))}
+	b.plotH = b.H - b.Bottom - 12
+	b.bw = (b.W - b.Left - 8) / hours
+	return b
+}
+
+// add draws a bar for v at x, w wide (at least 2 px high when v > 0).
+func (b *bars) add(x, w int, v int64, class, title string) {
+	h := int(float64(v) / float64(b.scale) * float64(b.plotH))
+	if v > 0 && h < 2 {
+		h = 2
+	}
+	b.Bars = append(b.Bars, bar{X: x, Y: 12 + b.plotH - h, W: w, H: h, Class: class, Title: title})
+}
+
+// done adds the hour labels (every 4 hours from start) and the y ticks.
+func (b *bars) done(start time.Time) chart {
+	for i := 0; i < hours; i += 4 {
+		b.Labels = append(b.Labels, tick{X: b.Left + i*b.bw + b.bw/2, Y: b.H - 8, Label: start.Add(time.Duration(i) * time.Hour).UTC().Format("15:04")})
 	}
 	for k := 0; k <= 4; k++ {
-		v := scale * int64(k) / 4
-		c.Ticks = append(c.Ticks, tick{X: c.Left - 8, Y: 12 + plotH - plotH*k/4, Label: humanBytes(v)})
+		b.Ticks = append(b.Ticks, tick{X: b.Left - 8, Y: 12 + b.plotH - b.plotH*k/4, Label: humanBytes(b.scale * int64(k) / 4)})
 	}
-	return c
+	return b.chart
+}
+
+// span is the title prefix of hour i from start: "15:00–16:00 UTC: ".
+func span(start time.Time, i int) string {
+	hour := start.Add(time.Duration(i) * time.Hour)
+	return hour.UTC().Format("15:04") + "–" + hour.Add(time.Hour).UTC().Format("15:04") + " UTC: "
 }
 
 // niceCeil rounds n up to 1, 2 or 5 times a power of 1024 or 10 (axis top).
@@ -122,37 +146,16 @@ func trafficChart(now time.Time, samples []telemetry.Sample) chart {
 		peer[i] += int64(min(s.PeerBytes, 1<<62))
 		origin[i] += int64(min(s.SourceBytes, 1<<62))
 	}
-	c := chart{W: 720, H: 220, Left: 64, Bottom: 28}
+	var top int64
 	for i := range hours {
-		c.Max = max(c.Max, peer[i], origin[i])
+		top = max(top, peer[i], origin[i])
 	}
-	c.Empty = c.Max == 0
-	scale := niceCeil(max(c.Max, 1))
-	plotW, plotH := c.W-c.Left-8, c.H-c.Bottom-12
-	bw := plotW / hours
-	half := (bw - 4) / 2
-	height := func(v int64) int {
-		h := int(float64(v) / float64(scale) * float64(plotH))
-		if v > 0 && h < 2 {
-			h = 2
-		}
-		return h
-	}
+	b := newBars(top)
+	half := (b.bw - 4) / 2
 	for i := range hours {
-		hour := start.Add(time.Duration(i) * time.Hour)
-		span := hour.UTC().Format("15:04") + "–" + hour.Add(time.Hour).UTC().Format("15:04") + " UTC: "
-		x := c.Left + i*bw + 2
-		hp, ho := height(peer[i]), height(origin[i])
-		c.Bars = append(c.Bars,
-			bar{X: x, Y: 12 + plotH - hp, W: half, H: hp, Class: "peer", Title: span + humanBytes(peer[i]) + " from peers"},
-			bar{X: x + half, Y: 12 + plotH - ho, W: half, H: ho, Class: "origin", Title: span + humanBytes(origin[i]) + " from origins"})
-		if i%4 == 0 {
-			c.Labels = append(c.Labels, tick{X: c.Left + i*bw + bw/2, Y: c.H - 8, Label: hour.UTC().Format("15:04")})
-		}
+		x := b.Left + i*b.bw + 2
+		b.add(x, half, peer[i], "peer", span(start, i)+humanBytes(peer[i])+" from peers")
+		b.add(x+half, half, origin[i], "origin", span(start, i)+humanBytes(origin[i])+" from origins")
 	}
-	for k := 0; k <= 4; k++ {
-		v := scale * int64(k) / 4
-		c.Ticks = append(c.Ticks, tick{X: c.Left - 8, Y: 12 + plotH - plotH*k/4, Label: humanBytes(v)})
-	}
-	return c
+	return b.done(start)
 }

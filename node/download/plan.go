@@ -310,9 +310,7 @@ func (p *plan) slowPiece(ps *parentState, took time.Duration) bool {
 		ps.strikes = 0
 		return false
 	}
-	d := slices.Clone(p.durations)
-	slices.Sort(d)
-	if took <= slowFactor*d[len(d)/2] {
+	if took <= slowFactor*p.medianLocked() {
 		ps.strikes = 0
 		return false
 	}
@@ -326,9 +324,14 @@ func (p *plan) hedgeAfterLocked() time.Duration {
 	if len(p.durations) == 0 {
 		return 10 * time.Second
 	}
+	return max(2*time.Second, 3*p.medianLocked())
+}
+
+// medianLocked is the median of the recent piece fetch times (at least one).
+func (p *plan) medianLocked() time.Duration {
 	d := slices.Clone(p.durations)
 	slices.Sort(d)
-	return max(2*time.Second, 3*d[len(d)/2])
+	return d[len(d)/2]
 }
 
 func (p *plan) startLocked(n uint32) {
