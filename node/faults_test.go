@@ -170,3 +170,31 @@ func TestOriginPiecesStreamInOneRange(t *testing.T) {
 		t.Fatalf("%d origin requests for 16 pieces, want a HEAD and one range", n)
 	}
 }
+
+// A seed trigger for a task the seed is already downloading (a pull
+// through the seed's own mirror, say) lets that download go to the
+// origin: it joined it before, without the origin, and every node waited
+// for the mirror's upstream timeout.
+func TestSeedTriggerJoinsARunningDownload(t *testing.T) {
+	origin := newOrigin(t)
+	data := payload(2<<20, 22)
+	origin.Put("/seed.bin", data, `"s1"`)
+	c := startCluster(t, 1, testnet.WithSchedulers(1), testnet.WithConfig(func(_ int, cfg *node.Config) { cfg.Seed = true }))
+	ctx := testCtx(t)
+	// LEVEL2 (P2P only): the scheduler never sends this download to the
+	// origin; only the trigger can.
+	req := api.DownloadRequest{URL: origin.URL("/seed.bin"), PieceLength: pieceLen, Priority: 2}
+	r, err := node.DownloadRequest(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cont, err := c.Node(0).Download(ctx, req)
+	c.Node(0).TriggerSeed(r)
+	got, err := testnet.Fetch(ctx, cont, err)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("download: %v (equal=%v)", err, bytes.Equal(got, data))
+	}
+	if n := origin.BytesServed(); n != int64(len(data)) {
+		t.Fatalf("origin served %d bytes for %d", n, len(data))
+	}
+}
