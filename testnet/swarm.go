@@ -73,6 +73,10 @@ type SwarmResult struct {
 	Killed []int `json:"killed,omitempty"`
 	// Uploaded is the bytes each host's link sent (P2P uploads, ACKs).
 	Uploaded []int64 `json:"uploaded_bytes"`
+	// UplinkUse is, for each second of the run, the bytes all hosts sent
+	// divided by what their uplinks could carry (0–1): how much of the
+	// swarm's upload capacity was put to work.
+	UplinkUse []float64 `json:"uplink_use,omitempty"`
 	// CPU is the process's user+system CPU time during the run.
 	CPU     time.Duration `json:"cpu_ns"`
 	Elapsed time.Duration `json:"elapsed_ns"`
@@ -222,6 +226,8 @@ func RunSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResult, err
 	evCtx, stopEvents := context.WithCancel(ctx)
 	defer stopEvents()
 	go ev.run(evCtx, spec, links, cluster)
+	sampled := make(chan []float64, 1)
+	go func() { sampled <- sampleUplinks(evCtx, links, spec.Up) }()
 	var wg sync.WaitGroup
 	for i := range spec.Nodes {
 		wg.Go(func() {
@@ -251,6 +257,9 @@ func RunSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResult, err
 	}
 	wg.Wait()
 	stopEvents()
+	if use := <-sampled; !spec.NoP2P {
+		res.UplinkUse = use
+	}
 	res.Killed = ev.killed()
 	res.Elapsed, res.CPU = time.Since(t0), cpuTime()-cpu0
 	for _, l := range links {
@@ -278,6 +287,35 @@ func RunSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResult, err
 	}
 	res.Efficiency = float64(res.Bound) / float64(res.Last)
 	return res, nil
+}
+
+// sampleUplinks returns, for every second until ctx ends, the share of the
+// links' upload capacity (up bytes per second each) used in that second.
+func sampleUplinks(ctx context.Context, links []*shape.Link, up int64) (use []float64) {
+	if up <= 0 {
+		<-ctx.Done()
+		return nil
+	}
+	sent := func() (n int64) {
+		for _, l := range links {
+			s, _, _ := l.Stats()
+			n += s
+		}
+		return n
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	prev := sent()
+	for {
+		select {
+		case <-ctx.Done():
+			return use
+		case <-tick.C:
+			now := sent()
+			use = append(use, float64(now-prev)/float64(up*int64(len(links))))
+			prev = now
+		}
+	}
 }
 
 type hostFate int

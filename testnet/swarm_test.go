@@ -2,9 +2,11 @@ package testnet_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,6 +96,13 @@ func BenchmarkShapedSwarm(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.Logf("%s: %s", v.name, res)
+				if len(res.UplinkUse) > 0 {
+					pct := make([]string, len(res.UplinkUse))
+					for i, u := range res.UplinkUse {
+						pct[i] = fmt.Sprintf("%.0f", 100*u)
+					}
+					b.Logf("uplinks used each second (%%): %s", strings.Join(pct, " "))
+				}
 				b.ReportMetric(res.Last.Seconds(), "last-s")
 				b.ReportMetric(res.P50.Seconds(), "p50-s")
 				b.ReportMetric(res.Efficiency, "efficiency")
