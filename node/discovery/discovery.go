@@ -166,8 +166,12 @@ func (d *Discovery) Run(ctx context.Context) error {
 		return fmt.Errorf("subscribe %s: %w", protocol.TopicProviders, err)
 	}
 	defer sub.Cancel()
-	go d.bootstrap(ctx)
-	go d.applyEvents(ctx, sub)
+	// The DHT must not be closed while these still call into it: its
+	// refresh manager's Close waits on a WaitGroup that a concurrent
+	// RefreshRoutingTable adds to (a data race in kad-dht v0.42).
+	var bg sync.WaitGroup
+	bg.Go(func() { d.bootstrap(ctx) })
+	bg.Go(func() { d.applyEvents(ctx, sub) })
 
 	ticker := time.NewTicker(d.every)
 	defer ticker.Stop()
@@ -184,6 +188,7 @@ func (d *Discovery) Run(ctx context.Context) error {
 			}
 		case <-ctx.Done():
 			d.leave()
+			bg.Wait()
 			return d.dht.Close()
 		}
 	}
