@@ -158,14 +158,20 @@ func (c *Config) UploadSlots() int {
 	if c.Limits.MaxUploads > 0 {
 		return c.Limits.MaxUploads
 	}
-	capacity := int64(c.Host.UploadCapacity)
-	if capacity == 0 {
-		capacity = int64(c.Limits.UploadRate)
-	}
+	capacity := c.UplinkCapacity()
 	if capacity == 0 {
 		return 64
 	}
 	return int(min(64, max(2, capacity/(2<<20))))
+}
+
+// UplinkCapacity is the host's upload bytes per second as configured:
+// Host.UploadCapacity, else Limits.UploadRate, else 0 (unknown).
+func (c *Config) UplinkCapacity() int64 {
+	if c.Host.UploadCapacity > 0 {
+		return int64(c.Host.UploadCapacity)
+	}
+	return max(int64(c.Limits.UploadRate), 0)
 }
 
 // SocketPath returns the API socket path.

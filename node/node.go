@@ -255,10 +255,17 @@ func New(cfg Config, opts ...Option) (_ *Node, err error) {
 	if o.uploadWrap != nil {
 		upStore = o.uploadWrap(upStore)
 	}
+	// Slots derived from the capacity may stretch when their uploads leave
+	// the uplink idle; an explicit max-uploads is a hard limit.
+	stretchTo := cfg.UplinkCapacity()
+	if cfg.Limits.MaxUploads > 0 {
+		stretchTo = 0
+	}
 	n.up = upload.New(upStore,
 		upload.WithLogger(o.log.With("component", "upload")),
 		upload.WithRateLimit(up),
 		upload.WithMaxConcurrent(cfg.UploadSlots()),
+		upload.WithUploadCapacity(stretchTo),
 		upload.WithRegisterer(o.reg))
 	n.up.Register(n.gated)
 	var origin download.Origin = n.origin

@@ -135,7 +135,7 @@ func (s *Server) sendPiece(ctx context.Context, st network.Stream, task storage.
 	}
 	bufp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bufp)
-	w := ratelimit.NewWriter(ctx, st, s.limit)
+	w := ratelimit.NewWriter(ctx, s.slots.writer(st), s.limit)
 	written, err := io.CopyBuffer(w, io.LimitReader(rd, int64(length)), *bufp)
 	s.metrics.bytes.Add(float64(written))
 	s.sent.Add(written)

@@ -2,6 +2,8 @@ package upload
 
 import (
 	"context"
+	"io"
+	"math"
 	"sync"
 	"time"
 
@@ -14,6 +16,18 @@ const maxSendCounts = 1 << 16
 
 // maxWaiters bounds the requests waiting for a slot; more are answered BUSY.
 const maxWaiters = 1024
+
+// Stretching (see slotQueue): a waiter may take a slot beyond size while
+// the uplink sends below stretchBelow of its capacity, no sooner than
+// stretchSettle after the last grant (a new upload needs that long to come
+// up to speed), checked every stretchPoll, up to stretchMax times size.
+const (
+	stretchMax    = 3
+	stretchBelow  = 0.9
+	stretchSettle = 300 * time.Millisecond
+	stretchPoll   = 100 * time.Millisecond
+	meterWindow   = 500 * time.Millisecond
+)
 
 // pieceKey names one piece of one task.
 type pieceKey struct {
@@ -31,13 +45,25 @@ type pieceKey struct {
 // and the duplicates wait while a piece that has not left the host yet goes
 // out; by the time a duplicate's turn comes its child can usually get the
 // piece from a sibling. The uplink never idles while anything is asked for.
+//
+// When the uplink's capacity is known the queue also stretches: the size
+// is what the uplink carries at a useful rate per upload, but an upload
+// goes only as fast as its child receives, and a child fetching from
+// several parents at once takes each piece at a fraction of its downlink.
+// While the uploads under way send below stretchBelow of the capacity, the
+// best waiter gets a slot beyond size (up to stretchMax times size); a
+// freed slot is handed on only while fewer than size are in use, so the
+// stretch goes away as the uploads end.
 type slotQueue struct {
-	mu      sync.Mutex
-	size    int
-	used    int
-	seq     uint64
-	waiters []*slotWaiter
-	sent    map[pieceKey]uint32
+	mu        sync.Mutex
+	size      int
+	used      int
+	seq       uint64
+	waiters   []*slotWaiter
+	sent      map[pieceKey]uint32
+	capacity  float64 // bytes per second; 0: unknown, never stretch
+	meter     meter
+	lastGrant time.Time
 }
 
 type slotWaiter struct {
@@ -46,8 +72,10 @@ type slotWaiter struct {
 	granted chan struct{}
 }
 
-func newSlotQueue(size int) *slotQueue {
-	return &slotQueue{size: max(1, size), sent: make(map[pieceKey]uint32)}
+// newSlotQueue returns a queue of size slots; capacity is the uplink's
+// bytes per second (0: unknown, never stretch).
+func newSlotQueue(size int, capacity int64) *slotQueue {
+	return &slotQueue{size: max(1, size), sent: make(map[pieceKey]uint32), capacity: float64(max(capacity, 0))}
 }
 
 // acquire waits up to wait for a slot to send piece key. It returns false
@@ -71,11 +99,26 @@ func (q *slotQueue) acquire(ctx context.Context, key pieceKey, wait time.Duratio
 
 	t := time.NewTimer(wait)
 	defer t.Stop()
-	select {
-	case <-w.granted:
-		return true
-	case <-t.C:
-	case <-ctx.Done():
+	var poll <-chan time.Time
+	if q.capacity > 0 {
+		tick := time.NewTicker(stretchPoll)
+		defer tick.Stop()
+		poll = tick.C
+	}
+wait:
+	for {
+		select {
+		case <-w.granted:
+			return true
+		case <-poll:
+			if q.stretch(w) {
+				return true
+			}
+		case <-t.C:
+			break wait
+		case <-ctx.Done():
+			break wait
+		}
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -101,6 +144,16 @@ func (q *slotQueue) release() {
 	if len(q.waiters) == 0 || q.used >= q.size {
 		return
 	}
+	best := q.bestLocked()
+	w := q.waiters[best]
+	q.waiters = append(q.waiters[:best], q.waiters[best+1:]...)
+	q.grantLocked(w.key)
+	close(w.granted)
+}
+
+// bestLocked is the index of the waiter to grant next: its piece sent the
+// fewest times, then the oldest. There must be a waiter.
+func (q *slotQueue) bestLocked() int {
 	best := 0
 	for i, w := range q.waiters[1:] {
 		bw := q.waiters[best]
@@ -109,13 +162,71 @@ func (q *slotQueue) release() {
 			best = i + 1
 		}
 	}
-	w := q.waiters[best]
+	return best
+}
+
+// stretch grants w a slot beyond size when it is the best waiter and the
+// uploads under way leave the uplink underused (see slotQueue).
+func (q *slotQueue) stretch(w *slotWaiter) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := time.Now()
+	if len(q.waiters) == 0 || q.used >= stretchMax*q.size || now.Sub(q.lastGrant) < stretchSettle ||
+		q.meter.rate(now) >= stretchBelow*q.capacity {
+		return false
+	}
+	best := q.bestLocked()
+	if q.waiters[best] != w {
+		return false
+	}
 	q.waiters = append(q.waiters[:best], q.waiters[best+1:]...)
 	q.grantLocked(w.key)
-	close(w.granted)
+	return true
+}
+
+// writer counts what w sends in the queue's uplink meter.
+func (q *slotQueue) writer(w io.Writer) io.Writer { return meteredWriter{w, q} }
+
+type meteredWriter struct {
+	io.Writer
+	q *slotQueue
+}
+
+func (m meteredWriter) Write(b []byte) (int, error) {
+	n, err := m.Writer.Write(b)
+	m.q.mu.Lock()
+	m.q.meter.add(n, time.Now())
+	m.q.mu.Unlock()
+	return n, err
+}
+
+// meter is an exponentially weighted moving average of a byte rate with
+// time constant meterWindow.
+type meter struct {
+	v  float64 // bytes, decayed
+	at time.Time
+}
+
+func (m *meter) decay(now time.Time) {
+	if !m.at.IsZero() {
+		m.v *= math.Exp(-float64(now.Sub(m.at)) / float64(meterWindow))
+	}
+	m.at = now
+}
+
+func (m *meter) add(n int, now time.Time) {
+	m.decay(now)
+	m.v += float64(n)
+}
+
+// rate is bytes per second.
+func (m *meter) rate(now time.Time) float64 {
+	m.decay(now)
+	return m.v / meterWindow.Seconds()
 }
 
 func (q *slotQueue) grantLocked(key pieceKey) {
+	q.lastGrant = time.Now()
 	q.used++
 	if len(q.sent) >= maxSendCounts {
 		clear(q.sent)

@@ -11,7 +11,7 @@ import (
 )
 
 func TestSlotQueueServesLeastSentFirst(t *testing.T) {
-	q := newSlotQueue(1)
+	q := newSlotQueue(1, 0)
 	id := protocol.ContentTaskID(protocol.SHA256([]byte("task")))
 	ctx := context.Background()
 	if !q.acquire(ctx, pieceKey{id, 1}, 0) { // piece 1 sent once, slot held
@@ -43,7 +43,7 @@ func TestSlotQueueServesLeastSentFirst(t *testing.T) {
 }
 
 func TestSlotQueueWaitBound(t *testing.T) {
-	q := newSlotQueue(1)
+	q := newSlotQueue(1, 0)
 	id := protocol.ContentTaskID(protocol.SHA256([]byte("task")))
 	ctx := context.Background()
 	q.acquire(ctx, pieceKey{id, 0}, 0)

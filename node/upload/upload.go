@@ -55,6 +55,7 @@ type options struct {
 	log   *slog.Logger
 	limit *ratelimit.Limiter
 	max   int
+	cap   int64
 	idle  time.Duration
 	wait  time.Duration
 	reg   prometheus.Registerer
@@ -72,6 +73,14 @@ func WithRateLimit(l *ratelimit.Limiter) Option { return func(o *options) { o.li
 // WithMaxConcurrent bounds pieces being uploaded at once; requests beyond it
 // wait for a slot (see WithQueueWait), the pieces sent fewest times first.
 func WithMaxConcurrent(n int) Option { return func(o *options) { o.max = n } }
+
+// WithUploadCapacity tells the upload slots the uplink's bytes per second
+// (0: unknown). With it, more uploads than WithMaxConcurrent's are let
+// through (at most three times as many) while the ones under way leave the uplink
+// underused because their children receive slower than it sends.
+func WithUploadCapacity(bytesPerSecond int64) Option {
+	return func(o *options) { o.cap = bytesPerSecond }
+}
 
 // WithQueueWait sets how long a request waits for an upload slot before it
 // is answered BUSY so the requester goes to another parent (default 2 s;
@@ -94,7 +103,7 @@ func New(store Store, opts ...Option) *Server {
 		store:   store,
 		log:     o.log,
 		limit:   o.limit,
-		slots:   newSlotQueue(o.max),
+		slots:   newSlotQueue(o.max, o.cap),
 		wait:    o.wait,
 		idle:    o.idle,
 		metrics: newMetrics(),
