@@ -64,6 +64,7 @@ type slotQueue struct {
 	capacity  float64 // bytes per second; 0: unknown, never stretch
 	meter     meter
 	lastGrant time.Time
+	stretched uint64 // grants beyond size, ever
 }
 
 type slotWaiter struct {
@@ -181,7 +182,15 @@ func (q *slotQueue) stretch(w *slotWaiter) bool {
 	}
 	q.waiters = append(q.waiters[:best], q.waiters[best+1:]...)
 	q.grantLocked(w.key)
+	q.stretched++
 	return true
+}
+
+// stretchedTotal is the number of slots granted beyond size so far.
+func (q *slotQueue) stretchedTotal() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.stretched
 }
 
 // writer counts what w sends in the queue's uplink meter.

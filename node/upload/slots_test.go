@@ -72,6 +72,9 @@ func TestSlotQueueStretchShrinks(t *testing.T) {
 	if q.acquire(ctx, pieceKey{id, stretchMax}, 2*stretchSettle) {
 		t.Fatalf("stretched past %d times the size", stretchMax)
 	}
+	if got := q.stretchedTotal(); got != stretchMax-1 {
+		t.Fatalf("stretched %d times, want %d", got, stretchMax-1)
+	}
 	for range stretchMax - 1 {
 		q.release() // nobody waiting anyway
 	}

@@ -100,15 +100,15 @@ func New(store Store, opts ...Option) *Server {
 		opt(&o)
 	}
 	s := &Server{
-		store:   store,
-		log:     o.log,
-		limit:   o.limit,
-		slots:   newSlotQueue(o.max, o.cap),
-		wait:    o.wait,
-		idle:    o.idle,
-		metrics: newMetrics(),
-		seed:    newSuperSeed(),
+		store: store,
+		log:   o.log,
+		limit: o.limit,
+		slots: newSlotQueue(o.max, o.cap),
+		wait:  o.wait,
+		idle:  o.idle,
+		seed:  newSuperSeed(),
 	}
+	s.metrics = newMetrics(s.slots)
 	if o.reg != nil {
 		s.metrics.register(o.reg)
 	}
@@ -140,12 +140,17 @@ func (s *Server) InFlight() int { return s.slots.inFlight() }
 func (s *Server) Waiting() int { return s.slots.waiting() }
 
 type metrics struct {
-	bytes  prometheus.Counter
-	pieces *prometheus.CounterVec
+	bytes     prometheus.Counter
+	pieces    *prometheus.CounterVec
+	stretched prometheus.CounterFunc
 }
 
-func newMetrics() *metrics {
+func newMetrics(q *slotQueue) *metrics {
 	return &metrics{
+		stretched: prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "dragonfly_dfnode_upload_slots_stretched_total",
+			Help: "Uploads granted beyond the upload slots because the ones under way left the uplink idle."},
+			func() float64 { return float64(q.stretchedTotal()) }),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dragonfly_dfnode_upload_bytes_total", Help: "Piece bytes uploaded to peers."}),
 		pieces: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -154,5 +159,5 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) register(reg prometheus.Registerer) {
-	reg.MustRegister(m.bytes, m.pieces)
+	reg.MustRegister(m.bytes, m.pieces, m.stretched)
 }
