@@ -235,6 +235,7 @@ func New(cfg Config, opts ...Option) (_ *Node, err error) {
 	if len(scheds) > 0 || cfg.Manager.URL != "" {
 		if n.sched, err = schedclient.New(n.gated, scheds, n.hostAnnounce,
 			schedclient.WithLogger(o.log.With("component", "schedclient")),
+			schedclient.WithRegisterer(o.reg),
 			schedclient.WithTriggerHandler(n.seedTriggered)); err != nil {
 			return nil, err
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/dragonfly-p2p/df/node/probe"
@@ -58,6 +59,10 @@ type Client struct {
 	announce func() *pb.HostAnnounce
 	trigger  func(Trigger)
 	every    time.Duration
+	reg      prometheus.Registerer
+	// dropped counts piece reports dropped because a session's send queue
+	// was full (the scheduler or the link to it is slower than the pieces).
+	dropped prometheus.Counter
 
 	mu   sync.Mutex
 	down map[peer.ID]time.Time // unhealthy until
@@ -83,6 +88,9 @@ func WithTriggerHandler(f func(Trigger)) Option { return func(c *Client) { c.tri
 // WithAnnounceInterval sets how often the host is announced (default 30 s).
 func WithAnnounceInterval(d time.Duration) Option { return func(c *Client) { c.every = d } }
 
+// WithRegisterer exports the client's metrics.
+func WithRegisterer(reg prometheus.Registerer) Option { return func(c *Client) { c.reg = reg } }
+
 // New returns a client for schedulers. h must be the admission-gated host;
 // announce builds the current host announcement.
 // The scheduler set may be empty (a node whose manager has not answered
@@ -95,6 +103,15 @@ func New(h host.Host, schedulers []peer.AddrInfo, announce func() *pb.HostAnnoun
 	c.SetSchedulers(schedulers)
 	for _, o := range opts {
 		o(c)
+	}
+	c.dropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "dragonfly_dfnode_schedule_reports_dropped_total",
+		Help: "Piece reports not sent to the scheduler because the session's queue was full; the scheduler then knows less about which parents hold what and how fast they are.",
+	})
+	if c.reg != nil {
+		if err := c.reg.Register(c.dropped); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
 	}
 	return c, nil
 }

@@ -266,6 +266,7 @@ func (s *session) send(m *pb.ScheduleRequest, advisory bool) {
 		select {
 		case s.out <- m:
 		default:
+			s.c.dropped.Inc()
 		}
 		return
 	}
