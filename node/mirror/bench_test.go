@@ -89,30 +89,17 @@ func BenchmarkWarmPull(b *testing.B) {
 			var disk, mirrorTime, tcpTime time.Duration
 			b.SetBytes(size)
 			for b.Loop() {
-				b.StopTimer()
-				prepare()
-				b.StartTimer()
-				t0 := time.Now()
-				readFile(b, file)
-				disk += time.Since(t0)
-
-				b.StopTimer()
-				prepare()
-				b.StartTimer()
-				t1 := time.Now()
-				if n := getAll(b, url); n != size {
-					b.Fatalf("read %d bytes", n)
-				}
-				mirrorTime += time.Since(t1)
-
-				b.StopTimer()
-				prepare()
-				b.StartTimer()
-				t2 := time.Now()
-				if n := readTCP(b, tcpAddr); n != size {
-					b.Fatalf("tcp: read %d bytes", n)
-				}
-				tcpTime += time.Since(t2)
+				disk += timed(b, prepare, func() { readFile(b, file) })
+				mirrorTime += timed(b, prepare, func() {
+					if n := getAll(b, url); n != size {
+						b.Fatalf("read %d bytes", n)
+					}
+				})
+				tcpTime += timed(b, prepare, func() {
+					if n := readTCP(b, tcpAddr); n != size {
+						b.Fatalf("tcp: read %d bytes", n)
+					}
+				})
 			}
 			b.StopTimer()
 			mbs := func(d time.Duration) float64 { return float64(b.N) * float64(size) / d.Seconds() / (1 << 20) }
@@ -127,6 +114,16 @@ func BenchmarkWarmPull(b *testing.B) {
 	if got := reg.totalBlobBytes(); got != 0 {
 		b.Fatalf("warm pulls fetched %d bytes from the registry", got)
 	}
+}
+
+// timed runs prepare with the benchmark timer stopped, then times read.
+func timed(b *testing.B, prepare, read func()) time.Duration {
+	b.StopTimer()
+	prepare()
+	b.StartTimer()
+	t := time.Now()
+	read()
+	return time.Since(t)
 }
 
 // dropCaches writes dirty pages back and drops the page cache, so that the
