@@ -39,6 +39,12 @@ const (
 	DefaultProvideValidity   = 3 * time.Hour
 )
 
+// firstProvides bounds the first announcements of new tasks that run at
+// once. They run side by side so that a task's record is not held back
+// behind the others (a runtime pulls an image's layers together, and peers
+// starting the same layer must find each other before the origin).
+const firstProvides = 8
+
 // Discovery is the node's content routing.
 type Discovery struct {
 	h      host.Host
@@ -53,10 +59,11 @@ type Discovery struct {
 	joined chan struct{} // poked when a member is admitted, see settle
 
 	mu        sync.Mutex
-	provided  map[protocol.TaskID]bool // tasks we provide (and re-provide)
-	withdrawn map[protocol.TaskID]bool // tasks we withdrew this run
-	ignored   map[ignoreKey]time.Time  // (peer, task) withdrawn by that peer, until
-	left      map[peer.ID]time.Time    // peers that left, until re-admitted
+	provided  map[protocol.TaskID]bool          // tasks we provide (and re-provide)
+	first     map[protocol.TaskID]chan struct{} // closed when the first provide ends
+	withdrawn map[protocol.TaskID]bool          // tasks we withdrew this run
+	ignored   map[ignoreKey]time.Time           // (peer, task) withdrawn by that peer, until
+	left      map[peer.ID]time.Time             // peers that left, until re-admitted
 	validity  time.Duration
 }
 
@@ -131,6 +138,7 @@ func New(ctx context.Context, h host.Host, m Membership, ps *pubsub.PubSub, opts
 		joined:    make(chan struct{}, 1),
 		self:      h.ID(),
 		provided:  make(map[protocol.TaskID]bool),
+		first:     make(map[protocol.TaskID]chan struct{}),
 		withdrawn: make(map[protocol.TaskID]bool),
 		ignored:   make(map[ignoreKey]time.Time),
 		left:      make(map[peer.ID]time.Time),
@@ -175,10 +183,19 @@ func (d *Discovery) Run(ctx context.Context) error {
 
 	ticker := time.NewTicker(d.every)
 	defer ticker.Stop()
+	firsts := make(chan struct{}, firstProvides)
 	for {
 		select {
 		case id := <-d.queue:
-			d.provideNow(ctx, id)
+			select {
+			case firsts <- struct{}{}:
+				bg.Go(func() {
+					defer func() { <-firsts }()
+					d.provideNow(ctx, id)
+					d.firstDone(id)
+				})
+			case <-ctx.Done():
+			}
 		case <-ticker.C:
 			for _, id := range d.providedIDs() {
 				if ctx.Err() != nil {
@@ -292,6 +309,9 @@ func (d *Discovery) Provide(id protocol.TaskID) {
 		return
 	}
 	d.provided[id] = true
+	if d.first[id] == nil {
+		d.first[id] = make(chan struct{})
+	}
 	wasWithdrawn := d.withdrawn[id]
 	delete(d.withdrawn, id)
 	d.mu.Unlock()
@@ -301,7 +321,36 @@ func (d *Discovery) Provide(id protocol.TaskID) {
 	select {
 	case d.queue <- id:
 	default:
+		d.firstDone(id)
 		d.log.Warn("provide queue full; the task will be provided at the next re-provide round", "task", id.Short())
+	}
+}
+
+// WaitProvided waits until the first announcement of id that Provide
+// queued has ended (stored on the DHT, or failed), or ctx ends. It returns
+// at once when no such announcement is pending.
+func (d *Discovery) WaitProvided(ctx context.Context, id protocol.TaskID) error {
+	d.mu.Lock()
+	ch := d.first[id]
+	d.mu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// firstDone ends the wait for id's first announcement.
+func (d *Discovery) firstDone(id protocol.TaskID) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if ch := d.first[id]; ch != nil {
+		close(ch)
+		delete(d.first, id)
 	}
 }
 

@@ -2,6 +2,8 @@ package discovery_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/dragonfly-p2p/df/node/discovery"
+	"github.com/dragonfly-p2p/df/protocol"
 	"github.com/dragonfly-p2p/df/protocol/admission"
 	"github.com/dragonfly-p2p/df/protocol/p2p"
 )
@@ -83,5 +86,55 @@ func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
 			t.Fatalf("%s: %v", what, ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
+	}
+}
+
+// Many tasks provided at once (a runtime pulling an image's layers
+// together) are announced side by side, and once WaitProvided returns for
+// one, another member's lookup finds this node for it at once: that is
+// what lets peers starting the same download find each other before the
+// origin.
+func TestWaitProvidedMeansFindable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	boot := start(t, ctx)
+	a := start(t, ctx, addrInfo(boot.h))
+	b := start(t, ctx, addrInfo(boot.h))
+	waitFor(t, ctx, "members join", func() bool {
+		return a.disc.DHT().RoutingTable().Size() >= 2 && b.disc.DHT().RoutingTable().Size() >= 2
+	})
+
+	unknown := protocol.ContentTaskID(protocol.SHA256([]byte("never provided")))
+	if err := a.disc.WaitProvided(ctx, unknown); err != nil {
+		t.Fatalf("WaitProvided on a task never provided: %v, want nil at once", err)
+	}
+
+	const tasks = 24
+	ids := make([]protocol.TaskID, tasks)
+	for i := range ids {
+		ids[i] = protocol.ContentTaskID(protocol.SHA256(fmt.Appendf(nil, "layer %d", i)))
+		a.disc.Provide(ids[i])
+	}
+	for i, id := range ids {
+		if err := a.disc.WaitProvided(ctx, id); err != nil {
+			t.Fatalf("task %d: WaitProvided: %v", i, err)
+		}
+		fctx, fcancel := context.WithTimeout(ctx, 10*time.Second)
+		var found bool
+		for pi := range b.disc.FindProviders(fctx, id, 1) {
+			found = found || pi.ID == a.h.ID()
+		}
+		fcancel()
+		if !found {
+			t.Fatalf("task %d: provided (WaitProvided returned) but another member's lookup does not find the provider", i)
+		}
+	}
+
+	ctxDone, cancelDone := context.WithCancel(ctx)
+	cancelDone()
+	late := protocol.ContentTaskID(protocol.SHA256([]byte("late")))
+	b.disc.Provide(late)
+	if err := b.disc.WaitProvided(ctxDone, late); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("WaitProvided with an ended context: %v, want nil or context.Canceled", err)
 	}
 }

@@ -55,7 +55,10 @@ type Finder interface {
 
 // Announcer provides and withdraws tasks.
 type Announcer interface {
+	// Provide starts providing id without waiting; WaitProvided waits
+	// (until ctx ends) for that first announcement to be stored.
 	Provide(id protocol.TaskID)
+	WaitProvided(ctx context.Context, id protocol.TaskID) error
 	Withdraw(ids ...protocol.TaskID)
 }
 

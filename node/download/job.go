@@ -649,11 +649,21 @@ type handshake struct {
 
 func (h *handshake) done() { h.once.Do(func() { h.j.handshaking.Add(-1) }) }
 
-// gather runs before this node's first origin fetch: it waits the gather
-// window, looks up providers once more and waits (up to 2 s) for the lookup
-// and for new parents' handshakes, so that peers starting the same download
-// at the same moment know each other before any of them goes to the origin.
+// gather runs before this node's first origin fetch: it waits (up to 2 s)
+// for this node's provider record to be stored, then the gather window,
+// looks up providers once more and waits (up to 2 s) for the lookup and for
+// new parents' handshakes, so that peers starting the same download at the
+// same moment know each other before any of them goes to the origin. The
+// record comes first so that the window counts from it: a slow DHT (a busy
+// host, many tasks announced at once) delays the lookup instead of hiding
+// the peers from each other.
 func (j *Job) gather(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	err := j.d.announce.WaitProvided(pctx, j.req.ID)
+	cancel()
+	if err != nil && ctx.Err() == nil {
+		j.log().Debug("going on before this node's provider record was stored", "err", err)
+	}
 	sleep(ctx, j.d.cfg.GatherWindow)
 	if ctx.Err() != nil || j.found == nil {
 		return
