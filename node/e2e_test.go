@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -36,6 +38,9 @@ func shortFind() testnet.Option {
 func startCluster(t *testing.T, n int, opts ...testnet.Option) *testnet.Cluster {
 	t.Helper()
 	ctx := testCtx(t)
+	if os.Getenv("DF_TEST_LOG") != "" { // every node's debug log on stderr
+		opts = append(opts, testnet.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	}
 	c, err := testnet.Start(ctx, t.TempDir(), n, opts...)
 	if err != nil {
 		t.Fatal(err)

@@ -267,19 +267,19 @@ func (j *Job) pieceWorker(ctx context.Context, ps *parentState) {
 			r = bufio.NewReaderSize(s, 32<<10)
 		}
 		start := time.Now()
-		d, err := j.fetchPiece(ctx, s, r, n)
-		j.plan.finish(n, err == nil, d, time.Since(start))
+		d, waited, err := j.fetchPiece(ctx, s, r, n)
+		took := time.Since(start) - waited // the parent's time, not the store's
+		j.plan.finish(n, err == nil, d, took)
 		if !errors.Is(err, errPieceDone) && !errors.Is(err, errBusy) && ctx.Err() == nil {
 			// A busy parent is not reported: it says nothing about the
 			// parent, and in a busy swarm the reports would crowd out the
 			// piece results the scheduler chooses parents by.
-			j.reportPiece(n, ps.id, err == nil, d, time.Since(start), false)
+			j.reportPiece(n, ps.id, err == nil, d, took, false)
 		}
 		switch {
 		case err == nil:
 			failures = 0
-			took := time.Since(start)
-			j.log().Debug("piece from a parent", "piece", n, "parent", ps.id, "took", took)
+			j.log().Debug("piece from a parent", "piece", n, "parent", ps.id, "took", took, "waited_for_other_copy", waited)
 			j.notifyProgress()
 			if j.plan.slowPiece(ps, took) {
 				j.log().Info("dropping a slow parent", "parent", ps.id, "piece_took", took)
@@ -321,72 +321,78 @@ var (
 	errPieceDone     = errors.New("piece already verified")
 )
 
-// fetchPiece requests piece n and stores it verified.
-func (j *Job) fetchPiece(ctx context.Context, s network.Stream, r *bufio.Reader, n uint32) (protocol.Digest, error) {
+// fetchPiece requests piece n and stores it verified. waited is how long
+// the store held the piece back while another copy of it (a hedge from
+// another parent) was being written.
+func (j *Job) fetchPiece(ctx context.Context, s network.Stream, r *bufio.Reader, n uint32) (_ protocol.Digest, waited time.Duration, _ error) {
 	if err := ctx.Err(); err != nil {
-		return protocol.Digest{}, err
+		return protocol.Digest{}, waited, err
 	}
 	off, length, err := j.layout.Piece(n)
 	if err != nil {
-		return protocol.Digest{}, err
+		return protocol.Digest{}, waited, err
 	}
 	want := j.plan.trusted(n)
 	_ = s.SetDeadline(time.Now().Add(j.d.cfg.PieceIdleTimeout))
 	if err := protocol.WriteMsg(s, &pb.PieceRequest{TaskId: j.req.ID.Multihash(), Number: n}); err != nil {
-		return protocol.Digest{}, err
+		return protocol.Digest{}, waited, err
 	}
 	var m pb.PieceResponse
 	if err := protocol.ReadMsg(r, &m, protocol.MaxPieceResponseSize); err != nil {
 		if errors.Is(err, protocol.ErrBadFrame) || errors.Is(err, protocol.ErrFrameTooLarge) {
-			return protocol.Digest{}, fmt.Errorf("%w: %w", errBadParent, err)
+			return protocol.Digest{}, waited, fmt.Errorf("%w: %w", errBadParent, err)
 		}
-		return protocol.Digest{}, err
+		return protocol.Digest{}, waited, err
 	}
 	h, err := protocol.ParsePieceResponse(&m)
 	if err != nil {
-		return protocol.Digest{}, fmt.Errorf("%w: %w", errBadParent, err)
+		return protocol.Digest{}, waited, fmt.Errorf("%w: %w", errBadParent, err)
 	}
 	switch h.Status {
 	case pb.Status_STATUS_OK:
 	case pb.Status_STATUS_BUSY:
-		return protocol.Digest{}, errBusy
+		return protocol.Digest{}, waited, errBusy
 	case pb.Status_STATUS_NOT_FOUND:
-		return protocol.Digest{}, fmt.Errorf("%w: piece %d announced but not served", errBadParent, n)
+		return protocol.Digest{}, waited, fmt.Errorf("%w: piece %d announced but not served", errBadParent, n)
 	default:
-		return protocol.Digest{}, fmt.Errorf("parent answered %v: %s", h.Status, h.Message)
+		return protocol.Digest{}, waited, fmt.Errorf("parent answered %v: %s", h.Status, h.Message)
 	}
 	if h.Number != n || h.Offset != off || h.Length != length {
-		return protocol.Digest{}, fmt.Errorf("%w: piece header %d@%d+%d, want %d@%d+%d", errBadParent, h.Number, h.Offset, h.Length, n, off, length)
+		return protocol.Digest{}, waited, fmt.Errorf("%w: piece header %d@%d+%d, want %d@%d+%d", errBadParent, h.Number, h.Offset, h.Length, n, off, length)
 	}
 	if !want.IsZero() && h.Digest != want {
-		return protocol.Digest{}, fmt.Errorf("%w: piece %d digest %s, trusted %s", errBadParent, n, h.Digest, want)
+		return protocol.Digest{}, waited, fmt.Errorf("%w: piece %d digest %s, trusted %s", errBadParent, n, h.Digest, want)
 	}
 	body := &pieceReader{
 		r: ratelimit.NewReader(ctx, io.LimitReader(r, int64(length)), j.d.limit, j.taskLimiter()),
 		s: s, idle: j.d.cfg.PieceIdleTimeout, task: j.task, n: n, count: &j.bytesPeers,
 	}
+	writeStart := time.Now()
 	d, err := j.task.WritePiece(ctx, n, h.Digest, body)
+	if !body.claimed.IsZero() {
+		waited = body.claimed.Sub(writeStart)
+	}
 	if err == nil && body.read < int64(length) {
 		// The piece was verified meanwhile (another parent or the origin)
 		// and the store did not read this copy: the rest of it is still on
 		// the stream, where it would be read as the next reply header and
 		// an honest parent dropped as a liar. Drop the stream instead.
-		return protocol.Digest{}, errPieceDone
+		return protocol.Digest{}, waited, errPieceDone
 	}
 	if body.err != nil && !errors.Is(body.err, io.EOF) {
-		return protocol.Digest{}, body.err // transport failure, not a lie
+		return protocol.Digest{}, waited, body.err // transport failure, not a lie
 	}
 	j.d.metrics.bytes.WithLabelValues("peer").Add(float64(body.read))
 	switch {
 	case err == nil:
-		return d, nil
+		return d, waited, nil
 	case errors.Is(err, storage.ErrDigestMismatch), errors.Is(err, storage.ErrPieceLength):
 		if body.read < int64(length) {
-			return protocol.Digest{}, fmt.Errorf("parent closed the stream mid-piece: %w", io.ErrUnexpectedEOF)
+			return protocol.Digest{}, waited, fmt.Errorf("parent closed the stream mid-piece: %w", io.ErrUnexpectedEOF)
 		}
-		return protocol.Digest{}, fmt.Errorf("%w: %w", errBadParent, err)
+		return protocol.Digest{}, waited, fmt.Errorf("%w: %w", errBadParent, err)
 	default:
-		return protocol.Digest{}, err
+		return protocol.Digest{}, waited, err
 	}
 }
 

@@ -30,9 +30,16 @@ type pieceReader struct {
 	read      int64
 	sinceMark int64
 	err       error
+	// claimed is when the store first read: before it, the store waited
+	// for another copy of the piece being written (a hedge), which says
+	// nothing about this parent's speed.
+	claimed time.Time
 }
 
 func (p *pieceReader) Read(b []byte) (int, error) {
+	if p.claimed.IsZero() {
+		p.claimed = time.Now()
+	}
 	if p.sinceMark >= checkEvery {
 		p.sinceMark = 0
 		_ = p.s.SetReadDeadline(time.Now().Add(p.idle))
