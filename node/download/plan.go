@@ -40,7 +40,6 @@ type plan struct {
 
 	durations []time.Duration // recent piece fetch times (for hedging)
 	lastHave  time.Time       // when a piece was last verified (or the plan made)
-	anyPiece  bool            // a piece was verified here or announced by a parent
 	closed    bool
 }
 
@@ -92,7 +91,6 @@ func (p *plan) markHaveLocked(n uint32, d protocol.Digest) {
 	p.have[n] = true
 	p.digest[n] = d
 	p.lastHave = time.Now()
-	p.anyPiece = true
 	i := p.index[n]
 	last := p.missing[len(p.missing)-1]
 	p.missing[i] = last
@@ -155,7 +153,6 @@ func (p *plan) announce(ps *parentState, pieces []protocol.PieceInfo) (conflict 
 		}
 		p.digest[n] = pi.Digest // trust on first announcement
 		ps.has[n] = true
-		p.anyPiece = true
 		if p.rarity[n] < ^uint16(0) {
 			p.rarity[n]++
 		}
@@ -449,24 +446,13 @@ func (p *plan) sourcingPeersLocked(now time.Time, pol sourcePolicy) []peer.ID {
 	return out
 }
 
-// maxStallFactor caps the owner stall time at this many times its base.
-const maxStallFactor = 10
-
 // stallAfterLocked is how long an owner may go without announcing a new
-// piece before its pieces are taken over: base, or longer when the fetches
-// show that a piece takes longer than that (a slow origin link shared by
-// many fetchers: taking pieces over there only splits the link further and
-// fetches them twice): twice the longest recent fetch of this node or twice
-// the age of its oldest fetch still in flight, and the cap (maxStallFactor
-// × base) while nobody has a piece yet. That last rule is for a node that
-// owns no piece itself: it has no fetch to measure, and with every owner's
-// first piece coming over the same shared link all of them look stalled at
-// once (16 nodes, 4 MiB pieces from a 25 Mbit/s origin: 20 s each; taking
-// them over at 10 s sent 1.31× the file from the origin).
+// piece before its pieces are taken over: base, or longer when this node's
+// own fetches show that a piece takes longer than that (a slow origin link
+// shared by many fetchers: taking pieces over there only splits the link
+// further and fetches them twice): twice the longest recent fetch or twice
+// the age of the oldest fetch still in flight, at most 10 × base.
 func (p *plan) stallAfterLocked(now time.Time, base time.Duration) time.Duration {
-	if !p.anyPiece {
-		return maxStallFactor * base
-	}
 	d := base
 	for _, t := range p.durations {
 		d = max(d, 2*t)
@@ -476,7 +462,7 @@ func (p *plan) stallAfterLocked(now time.Time, base time.Duration) time.Duration
 			d = max(d, 2*now.Sub(p.started[n]))
 		}
 	}
-	return min(d, maxStallFactor*base)
+	return min(d, 10*base)
 }
 
 // owner is the rendezvous-hash winner for piece n among peers.
