@@ -141,6 +141,7 @@ func (j *Job) sourced(n uint32, d protocol.Digest, err error, start time.Time) {
 	if err != nil {
 		return
 	}
+	j.log().Debug("piece from the origin", "piece", n, "took", time.Since(start))
 	j.fromOrigin(n)
 	j.reportPiece(n, "", true, d, time.Since(start), false)
 	j.notifyProgress()
