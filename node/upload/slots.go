@@ -210,10 +210,20 @@ func (m meteredWriter) Write(b []byte) (int, error) {
 }
 
 // meter is an exponentially weighted moving average of a byte rate with
-// time constant meterWindow.
+// time constant meterWindow, measured since the last restart: an average
+// that started from zero would read a new upload at full speed as well
+// under half the capacity for the first meterWindow and stretch the queue
+// while the uplink is full, so rate divides by the weight the measurement
+// has covered so far (the bias correction of a cold EWMA).
 type meter struct {
-	v  float64 // bytes, decayed
-	at time.Time
+	v     float64 // bytes, decayed
+	at    time.Time
+	since time.Time // restart; zero: never restarted, no correction
+}
+
+// restart measures from now on (the uplink was idle until now).
+func (m *meter) restart(now time.Time) {
+	m.v, m.at, m.since = 0, now, now
 }
 
 func (m *meter) decay(now time.Time) {
@@ -231,11 +241,21 @@ func (m *meter) add(n int, now time.Time) {
 // rate is bytes per second.
 func (m *meter) rate(now time.Time) float64 {
 	m.decay(now)
-	return m.v / meterWindow.Seconds()
+	covered := 1.0
+	if !m.since.IsZero() {
+		covered = -math.Expm1(-float64(now.Sub(m.since)) / float64(meterWindow))
+	}
+	if covered <= 0 {
+		return 0
+	}
+	return m.v / meterWindow.Seconds() / covered
 }
 
 func (q *slotQueue) grantLocked(key pieceKey) {
 	q.lastGrant = time.Now()
+	if q.used == 0 { // the uplink was idle: measure this busy spell alone
+		q.meter.restart(q.lastGrant)
+	}
 	q.used++
 	if len(q.sent) >= maxSendCounts {
 		clear(q.sent)

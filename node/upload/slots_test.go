@@ -86,3 +86,35 @@ func TestSlotQueueStretchShrinks(t *testing.T) {
 		t.Fatal("free slot refused after the stretch shrank")
 	}
 }
+
+// TestMeterReadsANewUploadAtItsRate: an upload sending steadily since the
+// uplink went busy reads at its rate from the first samples on, not at the
+// fraction of it a cold average would show (which stretched the queue while
+// the uplink was full).
+func TestMeterReadsANewUploadAtItsRate(t *testing.T) {
+	const rate = 1 << 20 // bytes per second
+	tests := []struct {
+		name    string
+		elapsed time.Duration
+	}{
+		{"at the settle time", stretchSettle},
+		{"after one window", meterWindow},
+		{"long after", 10 * meterWindow},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var m meter
+			start := time.Unix(1000, 0)
+			m.add(50<<20, start.Add(-time.Minute)) // an earlier busy spell
+			m.restart(start)
+			const step = 10 * time.Millisecond
+			for at := step; at <= tc.elapsed; at += step {
+				m.add(rate/100, start.Add(at))
+			}
+			got := m.rate(start.Add(tc.elapsed))
+			if got < 0.95*rate || got > 1.05*rate {
+				t.Fatalf("rate %.0f B/s, want %d ± 5 %%", got, rate)
+			}
+		})
+	}
+}
