@@ -40,6 +40,7 @@ type plan struct {
 
 	durations []time.Duration // recent piece fetch times (for hedging)
 	lastHave  time.Time       // when a piece was last verified (or the plan made)
+	firstSeen time.Time       // when a piece was first verified here or announced (zero: none yet)
 	closed    bool
 }
 
@@ -91,6 +92,7 @@ func (p *plan) markHaveLocked(n uint32, d protocol.Digest) {
 	p.have[n] = true
 	p.digest[n] = d
 	p.lastHave = time.Now()
+	p.seenLocked(p.lastHave)
 	i := p.index[n]
 	last := p.missing[len(p.missing)-1]
 	p.missing[i] = last
@@ -159,15 +161,26 @@ func (p *plan) announce(ps *parentState, pieces []protocol.PieceInfo) (conflict 
 	}
 	if len(pieces) > 0 {
 		ps.lastNew = time.Now()
+		p.seenLocked(ps.lastNew)
 	}
 	p.cond.Broadcast()
 	return false
+}
+
+// seenLocked records that a piece exists somewhere by now.
+func (p *plan) seenLocked(now time.Time) {
+	if p.firstSeen.IsZero() {
+		p.firstSeen = now
+	}
 }
 
 // setComplete marks a parent as holding everything.
 func (p *plan) setComplete(ps *parentState) {
 	p.mu.Lock()
 	ps.complete = !ps.dropped
+	if ps.complete {
+		p.seenLocked(time.Now())
+	}
 	p.cond.Broadcast()
 	p.mu.Unlock()
 }
@@ -435,11 +448,19 @@ func (p *plan) sourceableLocked(n uint32, pol sourcePolicy, owners []peer.ID) bo
 
 // sourcingPeersLocked are the peers that may fetch from the origin: this
 // node and every live incomplete parent that is still making progress.
+// An owner's stall clock starts no sooner than the first piece anywhere:
+// every owner's first piece comes over the same shared origin link, so
+// they all arrive late together, and an owner is not behind the others
+// until they have started to announce.
 func (p *plan) sourcingPeersLocked(now time.Time, pol sourcePolicy) []peer.ID {
 	out := []peer.ID{p.self}
 	stall := p.stallAfterLocked(now, pol.stall)
 	for id, ps := range p.parents {
-		if !ps.complete && ps.alive && now.Sub(ps.lastNew) < stall {
+		progress := ps.lastNew
+		if p.firstSeen.After(progress) {
+			progress = p.firstSeen
+		}
+		if !ps.complete && ps.alive && now.Sub(progress) < stall {
 			out = append(out, id)
 		}
 	}
@@ -451,8 +472,15 @@ func (p *plan) sourcingPeersLocked(now time.Time, pol sourcePolicy) []peer.ID {
 // own fetches show that a piece takes longer than that (a slow origin link
 // shared by many fetchers: taking pieces over there only splits the link
 // further and fetches them twice): twice the longest recent fetch or twice
-// the age of the oldest fetch still in flight, at most 10 × base.
+// the age of the oldest fetch still in flight, at most maxStallFactor ×
+// base; that longest wait while no piece exists anywhere yet (a node that
+// owns none has no fetch of its own to measure the origin link by, and
+// took over every owner whose first piece was slower than base: 4 MiB
+// pieces over a link shared by 16 owners).
 func (p *plan) stallAfterLocked(now time.Time, base time.Duration) time.Duration {
+	if p.firstSeen.IsZero() {
+		return maxStallFactor * base
+	}
 	d := base
 	for _, t := range p.durations {
 		d = max(d, 2*t)
@@ -462,8 +490,12 @@ func (p *plan) stallAfterLocked(now time.Time, base time.Duration) time.Duration
 			d = max(d, 2*now.Sub(p.started[n]))
 		}
 	}
-	return min(d, 10*base)
+	return min(d, maxStallFactor*base)
 }
+
+// maxStallFactor bounds how long an owner may go without a new piece, in
+// multiples of the configured OwnerStall.
+const maxStallFactor = 10
 
 // owner is the rendezvous-hash winner for piece n among peers.
 func (p *plan) owner(n uint32, peers []peer.ID) peer.ID {

@@ -171,8 +171,9 @@ func TestSourcePicksOnlyOwnedUnheldPieces(t *testing.T) {
 		delete(want, n)
 	}
 	// The other peer's pieces are not ours while it makes progress; once it
-	// stalls they are.
+	// stalls (nothing new for long after the swarm's first piece) they are.
 	other.lastNew = time.Now().Add(-2 * time.Hour)
+	p.firstSeen = other.lastNew
 	n, ok := p.pickForSource(pol)
 	if !ok || p.owner(n, owners) != "other" {
 		t.Fatalf("after the owner stalled, source picked %d (ok=%v)", n, ok)
@@ -189,8 +190,10 @@ func TestStallAdaptsToOwnFetchTimes(t *testing.T) {
 		name      string
 		durations []time.Duration
 		inFlight  time.Duration // age of this node's oldest fetch in flight (0: none)
+		noPiece   bool          // no piece verified or announced anywhere yet
 		want      time.Duration
 	}{
+		{name: "no piece anywhere yet: the longest", noPiece: true, want: maxStallFactor * base},
 		{name: "no evidence: base", want: base},
 		{name: "fast fetches: base", durations: []time.Duration{time.Second, 2 * time.Second}, want: base},
 		{name: "slow finished fetches: twice the longest", durations: []time.Duration{3 * time.Second, 30 * time.Second}, want: 60 * time.Second},
@@ -201,6 +204,9 @@ func TestStallAdaptsToOwnFetchTimes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newPlan(protocol.TaskID{9}, "self", testLayout(t, 4), 0)
 			p.durations = tc.durations
+			if !tc.noPiece {
+				p.firstSeen = now.Add(-time.Hour)
+			}
 			if tc.inFlight > 0 {
 				p.flight[2] = 1
 				p.started[2] = now.Add(-tc.inFlight)
@@ -213,6 +219,64 @@ func TestStallAdaptsToOwnFetchTimes(t *testing.T) {
 			p.parents["owner"].lastNew = now.Add(-tc.want + time.Second)
 			if got := p.sourcingPeersLocked(now, sourcePolicy{stall: base}); len(got) != 2 {
 				t.Fatalf("sourcing peers %v: the owner %v was taken over too early", got, o)
+			}
+		})
+	}
+}
+
+// Every owner's first piece comes over the same origin link: an owner's
+// stall clock starts no sooner than the first piece seen anywhere, so the
+// owners are not taken over together the moment the first piece lands.
+func TestOwnerStallClockStartsAtFirstPiece(t *testing.T) {
+	now := time.Now()
+	base := 10 * time.Second
+	cases := []struct {
+		name      string
+		lastNew   time.Duration // how long ago the owner last announced (or joined)
+		firstSeen time.Duration // how long ago the first piece was seen
+		owns      bool          // the owner still fetches its pieces
+	}{
+		{name: "first piece just landed", lastNew: time.Minute, firstSeen: time.Second, owns: true},
+		{name: "quiet since long before the first piece", lastNew: time.Minute, firstSeen: base + time.Second, owns: false},
+		{name: "announced after the first piece", lastNew: base - time.Second, firstSeen: time.Minute, owns: true},
+		{name: "quiet since after the first piece", lastNew: base + time.Second, firstSeen: time.Minute, owns: false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPlan(protocol.TaskID{9}, "self", testLayout(t, 4), 0)
+			p.addParent("owner", false)
+			p.parents["owner"].lastNew = now.Add(-tc.lastNew)
+			p.firstSeen = now.Add(-tc.firstSeen)
+			got := len(p.sourcingPeersLocked(now, sourcePolicy{stall: base})) == 2
+			if got != tc.owns {
+				t.Fatalf("owner still sourcing: %v, want %v", got, tc.owns)
+			}
+		})
+	}
+}
+
+// A piece verified here or announced by a parent starts the owners' clock.
+func TestFirstPieceSeen(t *testing.T) {
+	cases := []struct {
+		name string
+		see  func(p *plan, ps *parentState)
+	}{
+		{"verified here", func(p *plan, _ *parentState) { p.markHave(1, protocol.SHA256([]byte("x"))) }},
+		{"announced by a parent", func(p *plan, ps *parentState) {
+			p.announce(ps, []protocol.PieceInfo{{Number: 2, Digest: protocol.SHA256([]byte("y"))}})
+		}},
+		{"a complete parent", func(p *plan, ps *parentState) { p.setComplete(ps) }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPlan(protocol.TaskID{9}, "self", testLayout(t, 4), 0)
+			ps := p.addParent("parent", false)
+			if !p.firstSeen.IsZero() {
+				t.Fatal("first piece seen before any")
+			}
+			tc.see(p, ps)
+			if p.firstSeen.IsZero() {
+				t.Fatal("first piece not seen")
 			}
 		})
 	}
