@@ -3,7 +3,9 @@ package testnet
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"io"
 	"math/rand/v2"
 
 	"github.com/dragonfly-p2p/df/node/api"
@@ -28,26 +30,45 @@ func Payload(n int, seed uint64) []byte {
 // Fetch streams a download or export to memory and waits for its verdict
 // (pass the result of Node.Download or Node.Export directly).
 func Fetch(ctx context.Context, c api.Content, err error) ([]byte, error) {
-	if err != nil {
+	var buf bytes.Buffer
+	if err := stream(ctx, c, err, &buf); err != nil {
 		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// FetchDigest streams a download or export through SHA-256 and waits for
+// its verdict, returning the digest of the bytes served: what a swarm of
+// large downloads checks without holding every copy in memory (growing a
+// buffer per host took a quarter of a 16-host benchmark's CPU).
+func FetchDigest(ctx context.Context, c api.Content, err error) ([sha256.Size]byte, error) {
+	h := sha256.New()
+	var sum [sha256.Size]byte
+	if err := stream(ctx, c, err, h); err != nil {
+		return sum, err
+	}
+	h.Sum(sum[:0])
+	return sum, nil
+}
+
+// stream writes all of c to w once it is ready, then waits for its verdict.
+func stream(ctx context.Context, c api.Content, err error, w io.Writer) error {
+	if err != nil {
+		return err
 	}
 	defer c.Release()
 	select {
 	case <-c.Ready():
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
 	if err := c.Err(); err != nil {
-		return nil, err
+		return err
 	}
-	var buf bytes.Buffer
-	if _, err := c.WriteTo(ctx, &buf, 0, c.Layout().ContentLength); err != nil {
-		return nil, err
+	if _, err := c.WriteTo(ctx, w, 0, c.Layout().ContentLength); err != nil {
+		return err
 	}
-	if err := c.Wait(ctx); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return c.Wait(ctx)
 }
 
 // ImportBytes imports data as a content task with the given piece length

@@ -442,14 +442,14 @@ func (r *faultRun) fetch(ctx context.Context, i int, url string, pieceLength uni
 	}
 	cont, err := r.c.Node(i).Download(ctx, req)
 	var st download.Stats
-	got, err := Fetch(ctx, cont, err)
+	got, err := FetchDigest(ctx, cont, err)
 	if j, ok := cont.(*download.Job); ok {
 		st = j.Stats()
 	}
 	if err != nil {
 		return st, err
 	}
-	if sha256.Sum256(got) != want {
+	if got != want {
 		return st, errors.New("content differs from the origin's")
 	}
 	return st, nil

@@ -208,11 +208,11 @@ func RunSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResult, err
 				i++
 			}
 			cont, err := c.Node(i).Download(ctx, api.DownloadRequest{URL: url, PieceLength: spec.PieceLength})
-			got, err := Fetch(ctx, cont, err)
+			got, err := FetchDigest(ctx, cont, err)
 			if err != nil {
 				return err
 			}
-			if sha256.Sum256(got) != want {
+			if got != want {
 				return errors.New("content differs")
 			}
 			return nil
