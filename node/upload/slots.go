@@ -24,8 +24,8 @@ const maxWaiters = 1024
 const (
 	stretchMax    = 3
 	stretchBelow  = 0.9
-	stretchSettle = 300 * time.Millisecond
-	stretchPoll   = 100 * time.Millisecond
+	stretchSettle = 150 * time.Millisecond
+	stretchPoll   = 50 * time.Millisecond
 	meterWindow   = 500 * time.Millisecond
 )
 
