@@ -31,7 +31,7 @@ const (
 	DefaultIdleTimeout = time.Minute
 	// DefaultQueueWait is how long a piece request waits for an upload slot
 	// before it is answered BUSY.
-	DefaultQueueWait = 2 * time.Second
+	DefaultQueueWait = 1 * time.Second
 	// minUploadRate sets the write deadline of a piece: 15 s plus its length
 	// at this rate. A reader slower than that loses the stream (and frees the
 	// upload slot).

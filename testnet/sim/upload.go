@@ -11,7 +11,7 @@ package sim
 // leaves, and when the host completes).
 
 const (
-	queueWait    = 2.0  // upload.DefaultQueueWait
+	queueWait    = 1.0  // upload.DefaultQueueWait
 	maxWaiters   = 1024 // upload maxWaiters
 	designeeWait = 1.0  // upload designeeWait
 	spreadWait   = 8.0  // upload spreadWait
