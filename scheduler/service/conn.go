@@ -63,6 +63,23 @@ func (c *conn) writeLoop() {
 	}
 }
 
+// end closes the stream once the queued responses are written (waiting
+// at most d): a graceful close delivers them, where a reset may discard
+// them before the node has read them (a refused registration then reached
+// the node as a bare stream reset instead of its reason). Past d, it
+// resets.
+func (c *conn) end(d time.Duration) {
+	c.flush(d)
+	c.once.Do(func() {
+		close(c.done)
+		if c.pending.Load() > 0 {
+			_ = c.s.Reset()
+			return
+		}
+		_ = c.s.Close()
+	})
+}
+
 // flush waits (bounded) until queued responses are written.
 func (c *conn) flush(d time.Duration) {
 	deadline := time.Now().Add(d)

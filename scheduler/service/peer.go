@@ -30,7 +30,7 @@ func (s *Service) peerStream(st network.Stream, r *bufio.Reader, first *pb.PeerR
 	if err != nil {
 		s.m.badMessages.Inc()
 		c.push(failure(failureCode(err), err.Error()))
-		c.flush(time.Second)
+		c.end(5 * time.Second)
 		return
 	}
 	defer s.left(p)
@@ -48,7 +48,7 @@ func (s *Service) peerStream(st network.Stream, r *bufio.Reader, first *pb.PeerR
 			s.m.badMessages.Inc()
 			s.log.Info("closing a peer stream", "host", hostID, "task", p.Task.ID.Short(), "err", err)
 			c.push(failure(failureCode(err), err.Error()))
-			c.flush(time.Second)
+			c.end(5 * time.Second)
 			return
 		}
 	}

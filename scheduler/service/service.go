@@ -229,7 +229,7 @@ func (s *Service) hostStream(st network.Stream, r *bufio.Reader, first *pb.HostA
 	if err := s.announce(id, first, c.push); err != nil {
 		s.m.badMessages.Inc()
 		c.push(failure(pb.Failure_CODE_BAD_REQUEST, err.Error()))
-		c.flush(time.Second)
+		c.end(5 * time.Second)
 		return
 	}
 	s.probeHost(id)
@@ -260,7 +260,7 @@ func (s *Service) hostStream(st network.Stream, r *bufio.Reader, first *pb.HostA
 			s.m.badMessages.Inc()
 			s.log.Info("closing a host stream", "host", id, "err", err)
 			c.push(failure(pb.Failure_CODE_BAD_REQUEST, err.Error()))
-			c.flush(time.Second)
+			c.end(5 * time.Second)
 			return
 		}
 	}
