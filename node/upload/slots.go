@@ -218,7 +218,7 @@ func (m meteredWriter) Write(b []byte) (int, error) {
 type meter struct {
 	v     float64 // bytes, decayed
 	at    time.Time
-	since time.Time // restart; zero: never restarted, no correction
+	since time.Time // last restart (zero: long ago, no correction)
 }
 
 // restart measures from now on (the uplink was idle until now).
@@ -241,10 +241,8 @@ func (m *meter) add(n int, now time.Time) {
 // rate is bytes per second.
 func (m *meter) rate(now time.Time) float64 {
 	m.decay(now)
-	covered := 1.0
-	if !m.since.IsZero() {
-		covered = -math.Expm1(-float64(now.Sub(m.since)) / float64(meterWindow))
-	}
+	// The weight of [since, now] in the average: 1 long after a restart.
+	covered := -math.Expm1(-float64(now.Sub(m.since)) / float64(meterWindow))
 	if covered <= 0 {
 		return 0
 	}

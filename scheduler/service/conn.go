@@ -70,14 +70,7 @@ func (c *conn) writeLoop() {
 // resets.
 func (c *conn) end(d time.Duration) {
 	c.flush(d)
-	c.once.Do(func() {
-		close(c.done)
-		if c.pending.Load() > 0 {
-			_ = c.s.Reset()
-			return
-		}
-		_ = c.s.Close()
-	})
+	c.shut(c.pending.Load() > 0)
 }
 
 // flush waits (bounded) until queued responses are written.
@@ -92,9 +85,17 @@ func (c *conn) flush(d time.Duration) {
 	}
 }
 
-func (c *conn) close() {
+// close resets the stream at once.
+func (c *conn) close() { c.shut(true) }
+
+// shut stops the write loop and resets or closes the stream, once.
+func (c *conn) shut(reset bool) {
 	c.once.Do(func() {
 		close(c.done)
-		_ = c.s.Reset()
+		if reset {
+			_ = c.s.Reset()
+		} else {
+			_ = c.s.Close()
+		}
 	})
 }

@@ -10,8 +10,14 @@ package sim
 // designeeWait, spreadWait after it first left the host, when that child
 // leaves, and when the host completes).
 
+import (
+	"time"
+
+	"github.com/dragonfly-p2p/df/node/upload"
+)
+
 const (
-	queueWait    = 1.0  // upload.DefaultQueueWait
+	queueWait    = float64(upload.DefaultQueueWait) / float64(time.Second)
 	maxWaiters   = 1024 // upload maxWaiters
 	designeeWait = 1.0  // upload designeeWait
 	spreadWait   = 8.0  // upload spreadWait
