@@ -58,8 +58,14 @@ func TestFabricCountsAndPacesByGroup(t *testing.T) {
 			if tt.paced && took < 200*time.Millisecond {
 				t.Fatalf("%d bytes crossed a 1 MiB/s link in %v", sent, took)
 			}
-			if !tt.paced && (took > 200*time.Millisecond || dropped != 0) {
-				t.Fatalf("traffic inside a group was paced: %v, %d dropped", took, dropped)
+			// Not by the clock (a loaded CI machine is slow anyway): traffic
+			// inside a group never takes from the pair's shared bucket.
+			b := f.inter[tt.from*f.groups+tt.dg]
+			b.mu.Lock()
+			used := !b.next.IsZero()
+			b.mu.Unlock()
+			if !tt.paced && (used || dropped != 0) {
+				t.Fatalf("traffic inside a group was paced: shared bucket used %v, %d dropped", used, dropped)
 			}
 		})
 	}
