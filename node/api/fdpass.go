@@ -55,7 +55,9 @@ func (c *fdConn) Read(b []byte) (int, error) {
 	if oobn > 0 {
 		c.collect(oob[:oobn])
 	}
-	return n, err
+	// ReadMsgUnix reports recvmsg's -1 on errors such as a reset by the
+	// peer; io.Reader's contract (and net/http's bufio) needs 0.
+	return max(n, 0), err
 }
 
 func (c *fdConn) collect(oob []byte) {
