@@ -179,10 +179,19 @@ type Task struct {
 
 	peers map[peer.ID]*Peer
 	order []*Peer // for uniform sampling
+	edges int     // parent edges of its peers
 }
 
 // Peers returns the number of peers.
 func (t *Task) Peers() int { return len(t.order) }
+
+// MeanParents returns the mean number of parents of the task's peers.
+func (t *Task) MeanParents() float64 {
+	if len(t.order) == 0 {
+		return 0
+	}
+	return float64(t.edges) / float64(len(t.order))
+}
 
 // Peer returns the peer of host h, if any.
 func (t *Task) Peer(h peer.ID) *Peer { return t.peers[h] }

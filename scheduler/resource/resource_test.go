@@ -141,3 +141,38 @@ func TestCycleDetection(t *testing.T) {
 		t.Fatal("edges survive a removed peer")
 	}
 }
+
+// MeanParents follows every way an edge comes and goes: added, the
+// child's parents cleared, and a peer removed as child or as parent.
+func TestMeanParentsCountsEdges(t *testing.T) {
+	s := NewStore(Limits{})
+	task := s.EnsureTask(protocol.TaskID{1}, t0)
+	var ps []*Peer
+	for i := range 4 {
+		h, _ := s.UpsertHost(hostID(i), protocol.HostInfo{}, t0)
+		p, _ := s.AddPeer(h, task, t0)
+		ps = append(ps, p)
+	}
+	steps := []struct {
+		name string
+		do   func()
+		want float64
+	}{
+		{"no edges", func() {}, 0},
+		{"three edges", func() {
+			s.AddEdge(ps[1], ps[0], 0, 0)
+			s.AddEdge(ps[2], ps[0], 0, 0)
+			s.AddEdge(ps[2], ps[1], 0, 0)
+		}, 3.0 / 4},
+		{"an edge added twice counts once", func() { s.AddEdge(ps[2], ps[1], 0, 0) }, 3.0 / 4},
+		{"a child's parents cleared", func() { s.ClearParents(ps[1]) }, 2.0 / 4},
+		{"a parent removed", func() { s.RemovePeer(ps[0]) }, 1.0 / 3},
+		{"a child removed", func() { s.RemovePeer(ps[2]) }, 0},
+	}
+	for _, st := range steps {
+		st.do()
+		if got := task.MeanParents(); got != st.want {
+			t.Fatalf("%s: MeanParents = %v, want %v", st.name, got, st.want)
+		}
+	}
+}

@@ -160,6 +160,7 @@ func (s *Store) RemovePeer(p *Peer) {
 		if _, ok := c.parents[p.Host.ID]; ok {
 			delete(c.parents, p.Host.ID)
 			p.children--
+			t.edges--
 		}
 	}
 	last := t.order[len(t.order)-1]
@@ -180,6 +181,7 @@ func (s *Store) AddEdge(child, parent *Peer, bps uint64, uploads uint32) {
 		return
 	}
 	child.parents[parent.Host.ID] = parent
+	child.Task.edges++
 	parent.children++
 	parent.Host.Booked += bps
 	parent.Host.BookedUploads += uploads
@@ -190,6 +192,7 @@ func (s *Store) AddEdge(child, parent *Peer, bps uint64, uploads uint32) {
 func (s *Store) ClearParents(child *Peer) {
 	for id, par := range child.parents {
 		par.children--
+		child.Task.edges--
 		delete(child.parents, id)
 	}
 }

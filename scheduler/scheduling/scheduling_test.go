@@ -357,7 +357,7 @@ func TestFullHoldersAreWaitedFor(t *testing.T) {
 	h := w.host(hostSpec{capacity: 100 << 20})
 	holder := w.peer(h, -1)
 	h.Info.MaxUploads = 1
-	h.BookedUploads = 4 // children-per-slot (4) × 1 slot: booked full
+	h.BookedUploads = 8 // 2 × children-per-slot (4) × 1 slot: full even for a child without parents
 	child := w.peer(w.host(hostSpec{}), 0)
 	for i := range 20 {
 		if d := w.s.Schedule(child, now.Add(time.Duration(i)*time.Second)); d.Action != Wait || child.Attempts != 0 {
@@ -370,6 +370,64 @@ func TestFullHoldersAreWaitedFor(t *testing.T) {
 	}
 	if d := w.s.Schedule(child, now.Add(21*time.Second)); d.Action != Parents || d.Parents[0] != holder {
 		t.Fatalf("after the holder announced: %+v, want it as parent", d)
+	}
+}
+
+// Holders booked full (children-per-slot × slots) are still offered to a
+// poor child (fewer than half of CandidateLimit parents and below 3/4 of
+// its task's mean), up to twice that booking, so a child that asked after
+// the others took the bookings is not left with a few parents until the
+// next announcements. While its task's children are alike it is not poor.
+// One decision adds at most parentStep.
+func TestPoorChildGetsHoldersBookedFull(t *testing.T) {
+	half := Config{}.WithDefaults().CandidateLimit / 2
+	cases := []struct {
+		name    string
+		parents int    // the child's parents before it asks
+		booked  uint32 // each holder's booked uploads (1 slot, children-per-slot 4)
+		richer  bool   // 30 siblings have every holder as parent
+		want    int    // parents added
+	}{
+		{name: "no parents, siblings richer, holders booked full", parents: 0, booked: 4, richer: true, want: parentStep},
+		{name: "a few parents, siblings richer, holders booked full", parents: half - 1, booked: 4, richer: true, want: parentStep},
+		{name: "no parents, siblings alike, holders booked full", parents: 0, booked: 4, want: 0},
+		{name: "no parents, siblings richer, holders booked twice over", parents: 0, booked: 8, richer: true, want: 0},
+		{name: "half the limit, siblings richer, holders booked full", parents: half, booked: 4, richer: true, want: 0},
+		{name: "half the limit, holders free", parents: half, booked: 0, want: parentStep},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, Config{}, 64<<20)
+			var holders []*resource.Peer
+			for range 2 * half {
+				h := w.host(hostSpec{capacity: 100 << 20})
+				h.Info.MaxUploads = 1
+				holders = append(holders, w.peer(h, -1))
+			}
+			if tc.richer {
+				for range 30 {
+					sib := w.peer(w.host(hostSpec{}), 0)
+					for _, p := range holders {
+						w.store.AddEdge(sib, p, 0, 0)
+					}
+				}
+			}
+			child := w.peer(w.host(hostSpec{}), 0)
+			for _, p := range holders[:tc.parents] {
+				w.store.AddEdge(child, p, 0, 0)
+			}
+			for _, p := range holders {
+				p.Host.BookedUploads = tc.booked
+			}
+			d := w.s.More(child)
+			got := 0
+			if d.Action == Parents {
+				got = len(d.Parents)
+			}
+			if got != tc.want {
+				t.Fatalf("%d parents added (%v), want %d", got, d.Action, tc.want)
+			}
+		})
 	}
 }
 
@@ -467,7 +525,7 @@ func TestCompleteSourceIsWaitedFor(t *testing.T) {
 	src := w.peer(w.host(hostSpec{}), -1)
 	w.task.BackSourced[src.Host.ID] = true
 	src.Host.Info.MaxUploads = 1
-	src.Host.BookedUploads = 4 // booked full: no parent to offer, but the content is in the swarm
+	src.Host.BookedUploads = 8 // booked full: no parent to offer, but the content is in the swarm
 	child := w.peer(w.host(hostSpec{}), 0)
 	for i := range 20 {
 		if d := w.s.Schedule(child, now.Add(time.Duration(i)*time.Second)); d.Action != Wait || child.Attempts != 0 {

@@ -39,7 +39,7 @@ type Publisher interface {
 // Intervals of the service's background work.
 type Intervals struct {
 	Reschedule time.Duration // waiting peers are scheduled again (default 200 ms)
-	TopUp      time.Duration // running peers are offered more parents at most this often (default 1 s)
+	TopUp      time.Duration // running peers are offered more parents at most this often (default 250 ms)
 	Probe      time.Duration // hosts are asked to probe others (default 30 s)
 	GC         time.Duration // default 10 s
 }
