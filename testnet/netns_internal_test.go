@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"testing"
 )
 
@@ -47,5 +49,25 @@ func TestBridgeMACSurvivesNewPorts(t *testing.T) {
 		if got, want := mac(), bridgeMAC(0); got != want {
 			t.Fatalf("after %d hosts the gateway's MAC is %s, want %s", i+1, got, want)
 		}
+	}
+}
+
+func TestNodeLogLevel(t *testing.T) {
+	cases := []struct {
+		name string
+		l    *slog.Logger
+		want string
+	}{
+		{"no logger", nil, "info"},
+		{"discarding", slog.New(slog.DiscardHandler), "info"},
+		{"error", slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError})), "info"},
+		{"debug", slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug})), "debug"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := nodeLogLevel(tc.l); got != tc.want {
+				t.Fatalf("nodeLogLevel = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

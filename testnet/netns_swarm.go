@@ -324,7 +324,7 @@ func (s *netnsSwarm) startNode(ctx context.Context, i int) error {
 		"--listen", fmt.Sprintf("/ip4/%s/udp/4001/quic-v1,/ip4/%s/tcp/4001", ip, ip),
 		"--ops-addr", ip + ":9100",
 		"--source-allowed-networks", "10.213.0.0/16",
-		"--log-format", "text", "--log-level", "info"}
+		"--log-format", "text", "--log-level", nodeLogLevel(spec.Log)}
 	if spec.Up > 0 {
 		p.args = append(p.args, "--upload-capacity", fmt.Sprint(spec.Up))
 	}
@@ -355,6 +355,16 @@ func (s *netnsSwarm) startNode(ctx context.Context, i int) error {
 }
 
 func (p *nsProc) socket() string { return filepath.Join(p.dir, "dfnode.sock") }
+
+// nodeLogLevel is the level a netns node logs at: debug when the run's
+// logger takes debug records (dftestnet --log-level debug), else info, so
+// that each node's log file always tells what its download did.
+func nodeLogLevel(l *slog.Logger) string {
+	if l != nil && l.Enabled(context.Background(), slog.LevelDebug) {
+		return "debug"
+	}
+	return "info"
+}
 
 // launch starts a node process and waits until it is ready: its API answers
 // and, when it has a bootstrap peer, /readyz says it joined the cluster.
