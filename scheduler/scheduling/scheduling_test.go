@@ -357,7 +357,7 @@ func TestFullHoldersAreWaitedFor(t *testing.T) {
 	h := w.host(hostSpec{capacity: 100 << 20})
 	holder := w.peer(h, -1)
 	h.Info.MaxUploads = 1
-	h.BookedUploads = 8 // 2 × children-per-slot (4) × 1 slot: full even for a child without parents
+	h.BookedUploads = 8 // 2 × children-per-slot (4) × 1 slot: full even for a poor child
 	child := w.peer(w.host(hostSpec{}), 0)
 	for i := range 20 {
 		if d := w.s.Schedule(child, now.Add(time.Duration(i)*time.Second)); d.Action != Wait || child.Attempts != 0 {
