@@ -121,15 +121,22 @@ func TestSampleIsUniformAndDistinct(t *testing.T) {
 	}
 }
 
-func TestCycleDetection(t *testing.T) {
+// storeWithPeers returns a store with one task and n peers of it, each on
+// its own host.
+func storeWithPeers(n int) (*Store, *Task, []*Peer) {
 	s := NewStore(Limits{})
 	task := s.EnsureTask(protocol.TaskID{1}, t0)
 	var ps []*Peer
-	for i := range 4 {
+	for i := range n {
 		h, _ := s.UpsertHost(hostID(i), protocol.HostInfo{}, t0)
 		p, _ := s.AddPeer(h, task, t0)
 		ps = append(ps, p)
 	}
+	return s, task, ps
+}
+
+func TestCycleDetection(t *testing.T) {
+	s, _, ps := storeWithPeers(4)
 	// 0 → 1 → 2 (edges child→parent: 1's parent is 0, 2's parent is 1)
 	s.AddEdge(ps[1], ps[0], 0, 0)
 	s.AddEdge(ps[2], ps[1], 0, 0)
@@ -145,14 +152,7 @@ func TestCycleDetection(t *testing.T) {
 // MeanParents follows every way an edge comes and goes: added, the
 // child's parents cleared, and a peer removed as child or as parent.
 func TestMeanParentsCountsEdges(t *testing.T) {
-	s := NewStore(Limits{})
-	task := s.EnsureTask(protocol.TaskID{1}, t0)
-	var ps []*Peer
-	for i := range 4 {
-		h, _ := s.UpsertHost(hostID(i), protocol.HostInfo{}, t0)
-		p, _ := s.AddPeer(h, task, t0)
-		ps = append(ps, p)
-	}
+	s, task, ps := storeWithPeers(4)
 	steps := []struct {
 		name string
 		do   func()
