@@ -15,25 +15,59 @@ import (
 )
 
 // EarlyBytes is how much of the content's start a Prompt download fetches
-// from the origin as soon as the provider lookup found nobody holding it,
-// without waiting for the gather window: enough for a first byte now,
-// small enough that peers starting the same download at the same moment
-// (each fetching its own early bytes before they find each other) cost the
+// from the origin as soon as it knows it is the one to go there — its
+// scheduler sent it to the origin with no parent, or (DHT only) the
+// provider lookup found nobody holding the content — without waiting for
+// piece 0 or the gather window: enough for a first byte now, small enough
+// that peers starting the same DHT-only download at the same moment (each
+// fetching its own early bytes before they find each other) cost the
 // origin little: 64 KiB per extra peer, and nothing once a provider exists.
+// A scheduler sends one peer to the origin, so there it costs nothing.
 const EarlyBytes = 64 << 10
 
 // earlyLookupWait bounds how long the early fetch waits for the provider
 // lookup to say whether a peer has the content. A lookup that ends with no
 // provider (a content nobody has yet: the common case on loopback clusters
-// within a few milliseconds) lets it start at once.
+// within a few milliseconds) lets it start at once. It bounds the wait for
+// a scheduler's first decision too; none by then means no early bytes.
 const earlyLookupWait = 50 * time.Millisecond
 
 var (
 	// errEarlyMismatch: the early bytes differ from the verified content.
 	errEarlyMismatch = errors.New("the origin's first bytes differ from the verified content")
-	// errPeerHasIt: no early bytes, a peer provides the content.
+	// errPeerHasIt: no early bytes, a peer provides the content (or the
+	// scheduler did not send this node alone to the origin).
 	errPeerHasIt = errors.New("a peer provides the content")
 )
+
+// mayFetchEarly says whether this node is the one to fetch the content's
+// first bytes from the origin now: with a scheduler, when its first
+// decision sent this node to the origin without parents (it sends one
+// peer of a new task there; the others get that peer as a parent), else
+// when the provider lookup found nobody.
+func (j *Job) mayFetchEarly(ctx context.Context) bool {
+	if !j.scheduled.Load() {
+		return j.nobodyHasIt(ctx)
+	}
+	deadline := time.NewTimer(earlyLookupWait)
+	defer deadline.Stop()
+	select {
+	case <-j.decided:
+		return j.sentAlone.Load()
+	case <-deadline.C:
+	case <-j.done:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+// noteDecision records the scheduler's first decision for mayFetchEarly.
+func (j *Job) noteDecision(d Decision) {
+	j.decideOnce.Do(func() {
+		j.sentAlone.Store(d.BackToSource && len(d.Parents) == 0 && d.Err == nil && !d.Fallback)
+		close(j.decided)
+	})
+}
 
 // nobodyHasIt waits (at most earlyLookupWait) for the provider lookup: true
 // when it ended without a provider or did not answer in time, false as soon
@@ -44,9 +78,8 @@ func (j *Job) nobodyHasIt(ctx context.Context) bool {
 	}
 	deadline := time.NewTimer(earlyLookupWait)
 	defer deadline.Stop()
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
 	for {
+		changed := j.found.changes()
 		idle, found, _ := j.found.idle()
 		switch {
 		case found > 0:
@@ -55,7 +88,7 @@ func (j *Job) nobodyHasIt(ctx context.Context) bool {
 			return true
 		}
 		select {
-		case <-tick.C:
+		case <-changed:
 		case <-deadline.C:
 			return true
 		case <-ctx.Done():
@@ -92,7 +125,7 @@ func (e *earlyBytes) notifyLocked() {
 // provider lookup shows that a peer has (or is fetching) the content.
 func (e *earlyBytes) fetch(ctx context.Context, j *Job) {
 	err := func() error {
-		if !j.nobodyHasIt(ctx) {
+		if !j.mayFetchEarly(ctx) {
 			return errPeerHasIt
 		}
 		body, err := j.d.origin.OpenRange(ctx, j.sourceReq(), 0, EarlyBytes, "")
@@ -161,7 +194,7 @@ func (e *earlyBytes) received() ([]byte, bool, <-chan struct{}) {
 // startEarly fetches the early bytes of a Prompt download that starts from
 // nothing and may use the origin, in parallel with the layout resolution.
 func (j *Job) startEarly(ctx context.Context) {
-	if !j.req.Prompt || j.task != nil || !j.canUseSource() || j.scheduled.Load() || len(j.req.Parents) > 0 {
+	if !j.req.Prompt || j.task != nil || !j.canUseSource() || len(j.req.Parents) > 0 {
 		return
 	}
 	e := newEarly()

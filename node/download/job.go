@@ -70,7 +70,10 @@ type Job struct {
 	schedLayout    chan protocol.Layout
 	dropped        map[peer.ID]bool // pmu; parents given up on
 
-	early atomic.Pointer[earlyBytes] // Prompt: the content's first bytes, fetched at once
+	early      atomic.Pointer[earlyBytes] // Prompt: the content's first bytes, fetched at once
+	decided    chan struct{}              // closed at the scheduler's first decision
+	decideOnce sync.Once
+	sentAlone  atomic.Bool // that decision sent this node to the origin without parents
 
 	wholeOnce sync.Once // the origin cannot serve ranges: stream it once
 	limOnce   sync.Once
@@ -98,6 +101,7 @@ func newJob(d *Downloader, req Request, ctx context.Context, cancel context.Canc
 		parents:     make(map[peer.ID]bool),
 		schedLayout: make(chan protocol.Layout, 1),
 		dropped:     make(map[peer.ID]bool),
+		decided:     make(chan struct{}),
 	}
 }
 
@@ -380,9 +384,27 @@ func (j *Job) revalidate(ctx context.Context, task storage.Task) (bool, error) {
 // discovery state shared with waitPieces.
 type discoveryState struct {
 	mu       sync.Mutex
-	searches int       // lookups under way
-	lastDone time.Time // when the last lookup ended
-	found    int       // providers seen in total
+	searches int           // lookups under way
+	lastDone time.Time     // when the last lookup ended
+	found    int           // providers seen in total
+	changed  chan struct{} // closed at the next change (nil: nobody waits)
+}
+
+// changes returns a channel closed at the state's next change.
+func (s *discoveryState) changes() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.changed == nil {
+		s.changed = make(chan struct{})
+	}
+	return s.changed
+}
+
+func (s *discoveryState) notifyLocked() {
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
 }
 
 func (s *discoveryState) idle() (bool, int, time.Time) {
@@ -405,12 +427,14 @@ func (j *Job) lookup(ctx context.Context, st *discoveryState) {
 			if j.addParent(ctx, pi) {
 				st.mu.Lock()
 				st.found++
+				st.notifyLocked()
 				st.mu.Unlock()
 			}
 		}
 		st.mu.Lock()
 		st.searches--
 		st.lastDone = time.Now()
+		st.notifyLocked()
 		st.mu.Unlock()
 	})
 }

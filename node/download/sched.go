@@ -109,6 +109,7 @@ func (j *Job) followScheduler(ctx context.Context, sess SchedSession) {
 			return
 		}
 		j.lastDecision.Store(time.Now().UnixNano())
+		j.noteDecision(d)
 		switch {
 		case d.Err != nil:
 			j.fail(d.Err)
