@@ -23,7 +23,7 @@ var _ api.Service = (*Node)(nil)
 
 // ID returns the node's identity and dialable addresses.
 func (n *Node) ID() api.IDInfo {
-	info := api.IDInfo{PeerID: n.host.ID().String(), Seed: n.cfg.Seed}
+	info := api.IDInfo{PeerID: n.host.ID().String(), Seed: n.cfg.Seed, Mirror: n.MirrorAddr()}
 	ai := n.AddrInfo()
 	addrs, err := peer.AddrInfoToP2pAddrs(&ai)
 	if err != nil {

@@ -50,17 +50,10 @@ func Demo(ctx context.Context, o DemoOptions) error {
 		return err
 	}
 	defer reg.Close()
-	mirrors := make([]string, o.Nodes)
-	for i := range mirrors {
-		if mirrors[i], err = FreeLoopbackAddr(); err != nil {
-			return err
-		}
-	}
-
 	say("▶ starting a manager, a scheduler and %d dfnode processes on 127.0.0.1 (node0 is a seed peer; even nodes in idc-a, odd in idc-b)", o.Nodes)
 	c, err := StartProcsWithManager(ctx, o.Dir, o.BinDir, o.Nodes, map[int]bool{0: true}, func(i int) []string {
 		return []string{"--idc", fmt.Sprintf("idc-%c", 'a'+i%2), "--location", fmt.Sprintf("cn|zj|hz|zone%d|c1", i%2),
-			"--mirror", "--mirror-listen", mirrors[i], "--mirror-registry", reg.Host() + "=" + reg.URL()}
+			"--mirror", "--mirror-listen", "127.0.0.1:0", "--mirror-registry", reg.Host() + "=" + reg.URL()}
 	})
 	if err != nil {
 		return err
@@ -159,6 +152,10 @@ func Demo(ctx context.Context, o DemoOptions) error {
 	names := make([]string, len(c.Nodes))
 	for i, n := range c.Nodes {
 		names[i] = n.Name
+	}
+	mirrors := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		mirrors[i] = n.Mirror
 	}
 	if err := pullThroughMirrors(ctx, reg, say, names, mirrors); err != nil {
 		return err

@@ -28,19 +28,19 @@ func TestDaemonsServeTheRegistryMirror(t *testing.T) {
 	bin := buildBinaries(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	mirrors := make([]string, 3)
-	for i := range mirrors {
-		if mirrors[i], err = testnet.FreeLoopbackAddr(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	c, err := testnet.StartProcsWithScheduler(ctx, filepath.Join(t.TempDir(), "cluster"), bin, 3, map[int]bool{0: true}, func(i int) []string {
-		return []string{"--mirror", "--mirror-listen", mirrors[i], "--mirror-registry", reg.Host() + "=" + reg.URL()}
+		return []string{"--mirror", "--mirror-listen", "127.0.0.1:0", "--mirror-registry", reg.Host() + "=" + reg.URL()}
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Stop()
+	mirrors := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		if mirrors[i] = n.Mirror; n.Mirror == "" {
+			t.Fatalf("%s reports no mirror address", n.Name)
+		}
+	}
 
 	var wg sync.WaitGroup
 	errs := make([]error, 2)

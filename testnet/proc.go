@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -27,6 +28,8 @@ type ProcNode struct {
 	Socket string
 	Seed   bool
 	Addrs  []string
+	// Mirror is the registry mirror's address ("" when off).
+	Mirror string
 	cmd    *exec.Cmd
 	done   chan error
 }
@@ -260,17 +263,36 @@ func (c *ProcCluster) start(ctx context.Context, i int, seed bool, boot, extra [
 		if err != nil {
 			return false
 		}
-		nd.Addrs = id.Addrs
+		nd.Addrs, nd.Mirror = id.Addrs, id.Mirror
 		return true
 	})
 	if err == nil && len(nd.Addrs) == 0 {
-		err = fmt.Errorf("exited early; see %s", filepath.Join(c.Dir, name+".log"))
+		log := filepath.Join(c.Dir, name+".log")
+		err = fmt.Errorf("exited early; the end of %s:\n%s", log, logTail(log, 2048))
 	}
 	if err != nil {
 		nd.stop()
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return nd, nil
+}
+
+// logTail returns up to the last n bytes of the file at path (what a
+// process that exited early said: test directories are gone afterwards).
+func logTail(path string, n int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > n {
+		_, _ = f.Seek(fi.Size()-n, io.SeekStart)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, n))
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
 }
 
 // Run runs one of the cluster's CLIs (dfget, dfcache, dfnode) against node

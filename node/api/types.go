@@ -37,6 +37,9 @@ type IDInfo struct {
 	PeerID string   `json:"peer_id"`
 	Addrs  []string `json:"addrs"` // full multiaddrs ending in /p2p/<peer ID>
 	Seed   bool     `json:"seed"`
+	// Mirror is the registry mirror's listen address ("" when off): the
+	// bound one, so a mirror configured on port 0 can be found.
+	Mirror string `json:"mirror,omitempty"`
 }
 
 // TaskInfo describes a task.
