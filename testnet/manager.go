@@ -57,6 +57,9 @@ func ManagerConfig(dir string) manager.Config {
 
 var passwordRE = regexp.MustCompile(`password (\S+)`)
 
+// servingRE finds the URL a manager process listens on in its text log.
+var servingRE = regexp.MustCompile(`msg="manager: serving" url=(\S+)`)
+
 // StartManager starts a manager for the cluster in <cluster dir>/manager
 // (a restart reuses it: same store, same identity, same jobs).
 func (c *Cluster) StartManager(ctx context.Context, opts ...manager.Option) (*Manager, error) {

@@ -28,17 +28,13 @@ const ProcClusterName = "default"
 // startManager starts `manager run` with the cluster secret, loopback
 // listeners, preheat allowed to loopback origins and plain-HTTP registries.
 func (c *ProcCluster) startManager(ctx context.Context) (*ProcManager, error) {
-	addr, err := FreeLoopbackAddr()
-	if err != nil {
-		return nil, err
-	}
-	m := &ProcManager{ManagerClient: &ManagerClient{BaseURL: "http://" + addr}, Dir: filepath.Join(c.Dir, "manager"), done: make(chan error, 1)}
+	m := &ProcManager{ManagerClient: &ManagerClient{}, Dir: filepath.Join(c.Dir, "manager"), done: make(chan error, 1)}
 	logPath := filepath.Join(c.Dir, "manager.log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	m.cmd = exec.Command(filepath.Join(c.BinDir, "manager"), "run", "--data-dir", m.Dir, "--addr", addr,
+	m.cmd = exec.Command(filepath.Join(c.BinDir, "manager"), "run", "--data-dir", m.Dir, "--addr", "127.0.0.1:0",
 		"--cluster-secret-file", c.Secret, "--p2p-listen", "/ip4/127.0.0.1/udp/0/quic-v1",
 		"--preheat-allow", "127.0.0.0/8", "--preheat-plain-http", "--instance-ttl", "30s", "--log-format", "text")
 	m.cmd.Stdout, m.cmd.Stderr = logf, logf
@@ -59,6 +55,14 @@ func (c *ProcCluster) startManager(ctx context.Context) (*ProcManager, error) {
 			m.done <- err
 			return true
 		default:
+		}
+		if m.BaseURL == "" { // the port is the kernel's choice: the manager logs it
+			raw, _ := os.ReadFile(logPath)
+			mt := servingRE.FindSubmatch(raw)
+			if mt == nil {
+				return false
+			}
+			m.BaseURL = string(mt[1])
 		}
 		resp, err := http.Get(m.BaseURL + "/api/v1/healthz")
 		if err != nil {

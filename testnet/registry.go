@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -137,14 +136,4 @@ func ReadLayers(img v1.Image) error {
 		})
 	}
 	return g.Wait()
-}
-
-// FreeLoopbackAddr returns a 127.0.0.1 address with a free TCP port.
-func FreeLoopbackAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
