@@ -148,6 +148,7 @@ func Demo(ctx context.Context, o DemoOptions) error {
 	served := origin.BytesServed() - before
 	say("  origin served %s for %d × %s: %.2f × the file (without P2P: %d ×)",
 		units.ByteSize(served), len(c.Nodes), units.ByteSize(len(file)), float64(served)/float64(len(file)), len(c.Nodes))
+	explainPerIDC(say, len(c.Nodes), float64(served)/float64(len(file)))
 	// 3. the registry mirror: every node pulls the same image at once.
 	names := make([]string, len(c.Nodes))
 	for i, n := range c.Nodes {
@@ -254,4 +255,18 @@ func sameFile(path string, want []byte) error {
 		return fmt.Errorf("%s: content %s…, want %s…", path, hex.EncodeToString(a[:6]), hex.EncodeToString(b[:6]))
 	}
 	return nil
+}
+
+// demoIDCs is how many IDCs the demo's nodes are spread over (even nodes in
+// idc-a, odd ones in idc-b).
+func demoIDCs(nodes int) int { return min(nodes, 2) }
+
+// explainPerIDC says why the origin served more than one copy when the
+// nodes span several IDCs: under the scheduler's default cross-idc policy
+// ("source") the first peer of an IDC that holds none of a task fetches
+// it from the origin rather than over the inter-IDC link.
+func explainPerIDC(say func(string, ...any), nodes int, copies float64) {
+	if idcs := demoIDCs(nodes); idcs > 1 && copies > 1.05 {
+		say("  (one copy for each of the %d IDCs: with cross-idc: source, the scheduler's default, an IDC's first peer fetches from the origin rather than across IDCs; see docs/scheduler.md)", idcs)
+	}
 }

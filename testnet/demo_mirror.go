@@ -38,5 +38,6 @@ func pullThroughMirrors(ctx context.Context, r *Registry, say func(string, ...an
 	total := int64(len(mirrors)) * r.imageBytes
 	say("  registry sent %s of layers for %d pulls (%.2f × the image; without P2P: %d ×); %s came from peers",
 		units.ByteSize(served), len(mirrors), float64(served)/float64(r.imageBytes), len(mirrors), units.ByteSize(max(total-served, 0)))
+	explainPerIDC(say, len(mirrors), float64(served)/float64(r.imageBytes))
 	return nil
 }
