@@ -60,8 +60,8 @@ scheduling) make every decision, fed with simulated piece results, host
 announcements and completions exactly as the schedule service feeds them.
 Piece transfers are flows sharing each host's uplink and downlink fairly;
 every host picks pieces as dfnode does (rarest first among what a parent
-holds, 3 streams per parent, upload slots, 4 origin workers when sent
-back to source). See the testnet/sim package comment for what is and is
+holds, 3 streams per parent, upload slots that stretch while the uplink
+idles, one origin fetch in piece order when sent back to source). See the testnet/sim package comment for what is and is
 not modelled.
 
 It reports origin bytes ÷ size (back-to-source ratio), parent upload
@@ -145,6 +145,7 @@ func printSim(w io.Writer, r simReport) error {
 	fmt.Fprintf(w, "scheduler            %v in its calls, %v per decision, %d decisions %v\n",
 		r.SchedulerCPU.Round(time.Millisecond), r.PerDecision.Round(10*time.Nanosecond), n, r.Decisions)
 	fmt.Fprintf(w, "busy answers         %d (piece requests refused: upload slots full)\n", r.Busy)
+	fmt.Fprintf(w, "stretched slots      %d (uploads granted beyond a host's slots while its uplink idled)\n", r.Stretched)
 	fmt.Fprintf(w, "wall time            %v\n", r.Wall.Round(time.Millisecond))
 	for _, s := range r.Trace {
 		fmt.Fprintf(w, "t=%6.0fs holders %6d done %6d waiting %6d parents %5.2f flows %7d (origin %d) rate %8.1f MB/s\n",

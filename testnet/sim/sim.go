@@ -24,14 +24,17 @@
 //     sample, like plan.chooseLocked), pieces announced to children the
 //     moment they are verified (pieces-sync), the endgame hedge (a piece in
 //     flight for over 3× the median piece time, at least 2 s, is asked of
-//     another parent too), and 4 origin workers fetching the pieces no
-//     connected parent holds once the scheduler says back-to-source.
+//     another parent too), and one origin worker fetching, in piece order,
+//     the pieces no connected parent holds once the scheduler says
+//     back-to-source (the node reads one range in order).
 //   - The node's upload side (upload.go): upload slots by the node's
-//     automatic rule (one per 2 MiB/s, 2..64) with the 2 s wait queue that
-//     grants a freed slot to the least-sent piece; a request that waited too
+//     automatic rule (one per 2 MiB/s, 2..64) with the wait queue
+//     (upload.DefaultQueueWait) that grants a freed slot to the least-sent
+//     piece; the queue's stretch beyond the number while the uplink carried
+//     less than 90 % of its rate in the last step; a request that waited too
 //     long is answered BUSY and the stream sleeps 100–500 ms (BUSY is not
-//     reported to the scheduler); and super-seeding of the pieces a host fetched from the
-//     origin.
+//     reported to the scheduler); and super-seeding of the pieces a host
+//     fetched from the origin.
 //
 // What is not: latency, loss, protocol and crypto overhead, the streaming
 // reader's window, the DHT, probes (no RTTs: hosts score on load, pieces
@@ -120,8 +123,10 @@ type Result struct {
 	SchedulerCPU time.Duration `json:"scheduler_cpu_ns"`
 	PerDecision  time.Duration `json:"per_decision_ns"`
 	// Busy counts piece requests a parent refused (upload slots full).
-	Busy int           `json:"busy"`
-	Wall time.Duration `json:"wall_ns"`
+	Busy int `json:"busy"`
+	// Stretched counts upload slots granted beyond a host's number.
+	Stretched int           `json:"stretched"`
+	Wall      time.Duration `json:"wall_ns"`
 	// Trace samples the swarm every 10 simulated seconds.
 	Trace []Sample `json:"trace"`
 }
@@ -196,6 +201,7 @@ type host struct {
 	seeded      map[uint32]*seedPiece
 	outstanding map[*host]int
 	assigned    map[*host]int
+	lastGrant   float64 // when an upload slot was last granted
 	source      bool
 	srcBusy     int
 	done        bool
@@ -246,6 +252,7 @@ type sim struct {
 	calls     int
 	dec       map[string]int
 	busy      int
+	stretched int
 	gcPol     resource.GCPolicy
 
 	trace          []Sample
@@ -479,6 +486,18 @@ func (s *sim) round() {
 	s.dirty = false
 }
 
+// pickInOrder is plan.pickForSource: the first eligible missing piece
+// nobody fetches, from the start (the node's origin fetch is one range read
+// in order).
+func (s *sim) pickInOrder(h *host, eligible func(uint32) bool) (uint32, bool) {
+	for n := range uint32(len(h.have)) {
+		if !h.have[n] && h.inflight[n] == 0 && eligible(n) {
+			return n, true
+		}
+	}
+	return 0, false
+}
+
 // pick is plan.chooseLocked without the streaming window: the rarest
 // eligible piece among up to pickSample, from a random start.
 func (s *sim) pick(h *host, eligible func(uint32) bool) (uint32, bool) {
@@ -551,7 +570,7 @@ func (s *sim) startTransfers() {
 		}
 		if h.source {
 			for h.srcBusy < sourceWorkers {
-				n, ok := s.pick(h, func(n uint32) bool { return h.rarity[n] == 0 })
+				n, ok := s.pickInOrder(h, func(n uint32) bool { return h.rarity[n] == 0 })
 				if !ok {
 					break
 				}
@@ -750,6 +769,7 @@ func (s *sim) loop() error {
 		}
 		s.announceHosts()
 		s.expire()
+		s.stretch()
 		s.reveal()
 		s.startTransfers()
 		if s.now >= nextSample {
@@ -811,7 +831,7 @@ func (c Config) Bound() float64 {
 
 func (s *sim) result() Result {
 	r := Result{Peers: s.cfg.Peers, Size: s.cfg.Size, PieceLength: s.cfg.PieceLength, Pieces: s.layout.PieceCount(),
-		OriginBytes: int64(math.Round(s.originBytes)), Decisions: s.dec, Busy: s.busy, Trace: s.trace, SchedulerCPU: s.cpu, Bound: s.cfg.Bound()}
+		OriginBytes: int64(math.Round(s.originBytes)), Decisions: s.dec, Busy: s.busy, Stretched: s.stretched, Trace: s.trace, SchedulerCPU: s.cpu, Bound: s.cfg.Bound()}
 	r.OriginRatio = float64(r.OriginBytes) / float64(s.cfg.Size)
 	var times, ups []float64
 	for _, h := range s.peers() {

@@ -3,7 +3,10 @@ package sim
 // The upload side of a simulated node, as node/upload serves pieces: a
 // fixed number of upload slots with a bounded wait queue (a freed slot goes
 // to the waiting request whose piece this host has sent the fewest times,
-// the oldest first; a request that waited queueWait is answered BUSY), and
+// the oldest first; a request that waited queueWait is answered BUSY), the
+// queue's stretch (while the uploads under way leave the uplink below
+// stretchBelow of its rate, the best waiter gets a slot beyond the number,
+// stretchSettle after the last grant, up to stretchMax times it), and
 // super-seeding of the pieces a host fetched from the origin (each is
 // announced to one child first, the subscriber with the fewest such pieces
 // outstanding; to every child when that child did not ask within
@@ -21,6 +24,10 @@ const (
 	maxWaiters   = 1024 // upload maxWaiters
 	designeeWait = 1.0  // upload designeeWait
 	spreadWait   = 8.0  // upload spreadWait
+	// upload stretchMax, stretchBelow and stretchSettle
+	stretchMax    = 3
+	stretchBelow  = 0.9
+	stretchSettle = 0.15
 )
 
 // request is a piece request waiting for an upload slot.
@@ -69,6 +76,7 @@ func (s *sim) grant(l *link, n uint32) {
 		p.sentCount = make([]uint32, len(p.have))
 	}
 	p.sentCount[n]++
+	p.lastGrant = s.now
 	if sp := p.seeded[n]; sp != nil && sp.sent < 0 {
 		sp.sent = s.now
 	}
@@ -78,21 +86,40 @@ func (s *sim) grant(l *link, n uint32) {
 // release hands a freed slot of p to the best waiter.
 func (s *sim) release(p *host) {
 	for p.uploads < p.slots && len(p.queue) > 0 {
-		best := 0
-		for i, r := range p.queue[1:] {
-			b := p.queue[best]
-			if p.sentCount[r.piece] < p.sentCount[b.piece] || p.sentCount[r.piece] == p.sentCount[b.piece] && r.seq < b.seq {
-				best = i + 1
-			}
-		}
-		r := p.queue[best]
-		p.queue = append(p.queue[:best], p.queue[best+1:]...)
-		// The waiting request held its stream and its piece: hand them to
-		// the flow.
-		r.l.busy--
-		r.l.child.inflight[r.piece]--
-		s.grant(r.l, r.piece)
+		s.grantBest(p)
 	}
+}
+
+// stretch grants p's best waiter a slot beyond p.slots when p's uplink
+// carried less than stretchBelow of its rate in the last step.
+func (s *sim) stretch() {
+	for i, p := range s.hosts {
+		if len(p.queue) == 0 || p.uploads >= stretchMax*p.slots || s.now-p.lastGrant < stretchSettle ||
+			p.up-s.remUp[i] >= stretchBelow*p.up {
+			continue
+		}
+		s.grantBest(p)
+		s.stretched++
+	}
+}
+
+// grantBest hands a slot of p to the waiter whose piece p sent the fewest
+// times, the oldest first.
+func (s *sim) grantBest(p *host) {
+	best := 0
+	for i, r := range p.queue[1:] {
+		b := p.queue[best]
+		if p.sentCount[r.piece] < p.sentCount[b.piece] || p.sentCount[r.piece] == p.sentCount[b.piece] && r.seq < b.seq {
+			best = i + 1
+		}
+	}
+	r := p.queue[best]
+	p.queue = append(p.queue[:best], p.queue[best+1:]...)
+	// The waiting request held its stream and its piece: hand them to the
+	// flow.
+	r.l.busy--
+	r.l.child.inflight[r.piece]--
+	s.grant(r.l, r.piece)
 }
 
 // expire answers BUSY to requests that waited queueWait.
