@@ -52,7 +52,7 @@ func Demo(ctx context.Context, o DemoOptions) error {
 	defer reg.Close()
 	say("▶ starting a manager, a scheduler and %d dfnode processes on 127.0.0.1 (node0 is a seed peer; even nodes in idc-a, odd in idc-b)", o.Nodes)
 	c, err := StartProcsWithManager(ctx, o.Dir, o.BinDir, o.Nodes, map[int]bool{0: true}, func(i int) []string {
-		return []string{"--idc", fmt.Sprintf("idc-%c", 'a'+i%2), "--location", fmt.Sprintf("cn|zj|hz|zone%d|c1", i%2),
+		return []string{"--idc", fmt.Sprintf("idc-%c", 'a'+i%demoIDCs), "--location", fmt.Sprintf("cn|zj|hz|zone%d|c1", i%demoIDCs),
 			"--mirror", "--mirror-listen", "127.0.0.1:0", "--mirror-registry", reg.Host() + "=" + reg.URL()}
 	})
 	if err != nil {
@@ -150,13 +150,9 @@ func Demo(ctx context.Context, o DemoOptions) error {
 		units.ByteSize(served), len(c.Nodes), units.ByteSize(len(file)), float64(served)/float64(len(file)), len(c.Nodes))
 	explainPerIDC(say, len(c.Nodes), float64(served)/float64(len(file)))
 	// 3. the registry mirror: every node pulls the same image at once.
-	names := make([]string, len(c.Nodes))
+	names, mirrors := make([]string, len(c.Nodes)), make([]string, len(c.Nodes))
 	for i, n := range c.Nodes {
-		names[i] = n.Name
-	}
-	mirrors := make([]string, len(c.Nodes))
-	for i, n := range c.Nodes {
-		mirrors[i] = n.Mirror
+		names[i], mirrors[i] = n.Name, n.Mirror
 	}
 	if err := pullThroughMirrors(ctx, reg, say, names, mirrors); err != nil {
 		return err
@@ -257,16 +253,16 @@ func sameFile(path string, want []byte) error {
 	return nil
 }
 
-// demoIDCs is how many IDCs the demo's nodes are spread over (even nodes in
-// idc-a, odd ones in idc-b).
-func demoIDCs(nodes int) int { return min(nodes, 2) }
+// demoIDCs is how many IDCs the demo's nodes are spread over (node i in
+// idc-a, idc-b, … by i modulo demoIDCs).
+const demoIDCs = 2
 
 // explainPerIDC says why the origin served more than one copy when the
 // nodes span several IDCs: under the scheduler's default cross-idc policy
 // ("source") the first peer of an IDC that holds none of a task fetches
 // it from the origin rather than over the inter-IDC link.
 func explainPerIDC(say func(string, ...any), nodes int, copies float64) {
-	if idcs := demoIDCs(nodes); idcs > 1 && copies > 1.05 {
+	if idcs := min(nodes, demoIDCs); idcs > 1 && copies > 1.05 {
 		say("  (one copy for each of the %d IDCs: with cross-idc: source, the scheduler's default, an IDC's first peer fetches from the origin rather than across IDCs; see docs/scheduler.md)", idcs)
 	}
 }

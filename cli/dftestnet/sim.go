@@ -61,8 +61,8 @@ announcements and completions exactly as the schedule service feeds them.
 Piece transfers are flows sharing each host's uplink and downlink fairly;
 every host picks pieces as dfnode does (rarest first among what a parent
 holds, 3 streams per parent, upload slots that stretch while the uplink
-idles, one origin fetch in piece order when sent back to source). See the testnet/sim package comment for what is and is
-not modelled.
+idles, one origin fetch in piece order when sent back to source). See the
+testnet/sim package comment for what is and is not modelled.
 
 It reports origin bytes ÷ size (back-to-source ratio), parent upload
 balance (busiest peer ÷ mean), completion p50/p99/last against the
