@@ -42,7 +42,18 @@ type plan struct {
 	lastHave  time.Time       // when a piece was last verified (or the plan made)
 	firstSeen time.Time       // when a piece was first verified here or announced (zero: none yet)
 	closed    bool
+
+	completeGrace time.Duration // see completeAnnounceGrace
 }
+
+// completeAnnounceGrace is how long a parent whose pieces-sync header said
+// "complete" counts as holding every piece before its first announcement
+// arrives: the origin fetchers wait for it instead of racing the parent for
+// pieces it is about to announce (a busy host delivers the announcement
+// after the header by milliseconds, and a one-piece layer went to the
+// origin a second time in that gap). A parent that announces nothing in
+// this time counts for nothing, as before.
+const completeAnnounceGrace = 2 * time.Second
 
 // parentState is what the plan knows of one parent.
 type parentState struct {
@@ -53,6 +64,8 @@ type parentState struct {
 	lastNew  time.Time // last time it announced a new piece
 	dropped  bool
 	strikes  int // slow pieces in a row (see slowPiece)
+	added    time.Time
+	spoke    bool // announced at least one piece
 }
 
 func newPlan(id protocol.TaskID, self peer.ID, layout protocol.Layout, window uint32) *plan {
@@ -69,6 +82,8 @@ func newPlan(id protocol.TaskID, self peer.ID, layout protocol.Layout, window ui
 		parents:  make(map[peer.ID]*parentState),
 		window:   window,
 		lastHave: time.Now(),
+
+		completeGrace: completeAnnounceGrace,
 	}
 	for i := range n {
 		p.missing[i] = i
@@ -126,7 +141,8 @@ func (p *plan) setCursor(n uint32) {
 func (p *plan) addParent(id peer.ID, complete bool) *parentState {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	ps := &parentState{id: id, has: make([]bool, p.count), complete: complete, alive: true, lastNew: time.Now()}
+	now := time.Now()
+	ps := &parentState{id: id, has: make([]bool, p.count), complete: complete, alive: true, lastNew: now, added: now}
 	p.parents[id] = ps
 	p.cond.Broadcast()
 	return ps
@@ -160,6 +176,7 @@ func (p *plan) announce(ps *parentState, pieces []protocol.PieceInfo) (conflict 
 		}
 	}
 	if len(pieces) > 0 {
+		ps.spoke = true
 		ps.lastNew = time.Now()
 		p.seenLocked(ps.lastNew)
 	}
@@ -443,7 +460,7 @@ func (p *plan) sourceableLocked(n uint32, pol sourcePolicy, owners []peer.ID) bo
 	if p.closed || n >= p.count || p.have[n] || p.flight[n] != 0 || p.rarity[n] != 0 {
 		return false
 	}
-	return pol.all || p.owner(n, owners) == p.self
+	return len(owners) > 0 && (pol.all || p.owner(n, owners) == p.self)
 }
 
 // sourcingPeersLocked are the peers that may fetch from the origin: this
@@ -452,7 +469,15 @@ func (p *plan) sourceableLocked(n uint32, pol sourcePolicy, owners []peer.ID) bo
 // every owner's first piece comes over the same shared origin link, so
 // they all arrive late together, and an owner is not behind the others
 // until they have started to announce.
+//
+// None may while a parent that said it is complete has not announced its
+// pieces yet (for up to completeGrace): they are about to be held.
 func (p *plan) sourcingPeersLocked(now time.Time, pol sourcePolicy) []peer.ID {
+	for _, ps := range p.parents {
+		if ps.complete && !ps.spoke && now.Sub(ps.added) < p.completeGrace {
+			return nil
+		}
+	}
 	out := []peer.ID{p.self}
 	stall := p.stallAfterLocked(now, pol.stall)
 	for id, ps := range p.parents {

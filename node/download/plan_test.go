@@ -180,6 +180,54 @@ func TestSourcePicksOnlyOwnedUnheldPieces(t *testing.T) {
 	}
 }
 
+// A parent whose pieces-sync header says "complete" holds every piece even
+// before its announcement arrives: the origin fetchers wait for that
+// announcement (a one-piece layer was fetched from the origin a second time
+// in the gap), but not for ever.
+func TestSourceWaitsForACompleteParentsAnnouncement(t *testing.T) {
+	all := func(n uint32) []protocol.PieceInfo {
+		var out []protocol.PieceInfo
+		for i := range n {
+			out = append(out, protocol.PieceInfo{Number: i, Digest: digestOf(i)})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name     string
+		pol      sourcePolicy
+		announce bool          // the parent announces its pieces
+		age      time.Duration // how long ago the header came
+		want     bool          // the origin may take piece 0
+	}{
+		{"announcement due", sourcePolicy{stall: time.Hour}, false, 0, false},
+		{"announcement due, scheduled", sourcePolicy{stall: time.Hour, all: true}, false, 0, false},
+		{"announced", sourcePolicy{stall: time.Hour}, true, 0, false},
+		{"announcement overdue", sourcePolicy{stall: time.Hour}, false, 3 * time.Second, true},
+		{"announcement overdue, scheduled", sourcePolicy{stall: time.Hour, all: true}, false, 3 * time.Second, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPlan(protocol.TaskID{5}, "self", testLayout(t, 1), 0)
+			p.completeGrace = 2 * time.Second
+			ps := p.addParent("parent", true)
+			ps.added = ps.added.Add(-tc.age)
+			if tc.announce {
+				p.announce(ps, all(1))
+			}
+			if got := p.claimForSource(0, tc.pol); got != tc.want {
+				t.Fatalf("origin may take piece 0: %v, want %v", got, tc.want)
+			}
+			if tc.want {
+				return
+			}
+			// Dropping the parent frees the piece for the origin at once.
+			p.dropParent(ps)
+			if !p.claimForSource(0, tc.pol) {
+				t.Fatal("the parent is gone and the origin still may not take piece 0")
+			}
+		})
+	}
+}
+
 // A slow origin shared by many fetchers makes every piece slow: an owner
 // that has announced nothing for the base stall time is not stuck when this
 // node's own fetches take longer than that.

@@ -295,6 +295,7 @@ func TestPrivateImagePolicy(t *testing.T) {
 		t.Fatalf("alice blob on B: %d", resp.StatusCode)
 	}
 	if _, n := reg.blobStats(layer); n != fromRegistry {
+		t.Logf("node logs:\n%s", nodeLogs.String())
 		t.Fatalf("the registry sent the layer again (%d → %d bytes)", fromRegistry, n)
 	}
 	// A client that answered the challenge itself sends the registry's
