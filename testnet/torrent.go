@@ -62,15 +62,7 @@ func RunTorrentSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResu
 	if err := os.WriteFile(filepath.Join(seedDir, "swarm.bin"), data, 0o600); err != nil {
 		return res, err
 	}
-	trackerPort, err := freePort()
-	if err != nil {
-		return res, err
-	}
-	torrent := filepath.Join(dir, "swarm.torrent")
-	meta, infoHash := torrentFile(fmt.Sprintf("http://127.0.0.1:%d/announce", trackerPort), "swarm.bin", pieceLen, data)
-	if err := os.WriteFile(torrent, meta, 0o600); err != nil {
-		return res, err
-	}
+	infoHash := torrentInfoHash("swarm.bin", pieceLen, data)
 	// Debian's opentracker serves whitelisted torrents only; it chroots to
 	// its directory and reads the list as nobody.
 	trackerDir := filepath.Join(dir, "tracker")
@@ -92,44 +84,61 @@ func RunTorrentSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResu
 	defer cancel()
 	var (
 		mu    sync.Mutex
-		procs []*exec.Cmd
+		procs []*proc
 	)
-	start := func(name string, args ...string) error {
-		cmd := exec.CommandContext(runCtx, name, args...)
-		cmd.Dir = dir
-		if err := cmd.Start(); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+	start := func(name string, args ...string) (*proc, error) {
+		p, err := startProc(runCtx, dir, name, args...)
+		if err != nil {
+			return nil, err
 		}
 		mu.Lock()
-		procs = append(procs, cmd)
+		procs = append(procs, p)
 		mu.Unlock()
-		return nil
+		return p, nil
 	}
 	cpu := func() time.Duration {
 		var total time.Duration
 		for _, p := range procs {
-			if p.ProcessState != nil {
-				total += p.ProcessState.UserTime() + p.ProcessState.SystemTime()
-			}
+			total += p.cpu()
 		}
 		return total
 	}
 	defer func() {
 		cancel()
 		for _, p := range procs {
-			_ = p.Wait()
+			<-p.done
 		}
 	}()
-	if err := start("opentracker", "-i", "127.0.0.1", "-p", strconv.Itoa(trackerPort), "-P", strconv.Itoa(trackerPort), "-d", trackerDir, "-w", "/whitelist"); err != nil {
-		return res, err
-	}
-	if err := waitListening(ctx, fmt.Sprintf("127.0.0.1:%d", trackerPort)); err != nil {
-		return res, fmt.Errorf("opentracker: %w", err)
-	}
-	aria := func(dl string, up, down int64, extra ...string) error {
+	// The tracker's port is chosen before it binds it, so another process
+	// may take it first: try again on another port.
+	var trackerPort int
+	for attempt := 1; ; attempt++ {
 		port, err := freePort()
 		if err != nil {
-			return err
+			return res, err
+		}
+		tracker, err := start("opentracker", "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-d", trackerDir, "-w", "/whitelist")
+		if err != nil {
+			return res, err
+		}
+		err = waitListening(ctx, tracker, fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			trackerPort = port
+			break
+		}
+		if !errors.Is(err, errExited) || attempt == 3 {
+			return res, err
+		}
+	}
+	torrent := filepath.Join(dir, "swarm.torrent")
+	meta := torrentFile(fmt.Sprintf("http://127.0.0.1:%d/announce", trackerPort), "swarm.bin", pieceLen, data)
+	if err := os.WriteFile(torrent, meta, 0o600); err != nil {
+		return res, err
+	}
+	aria := func(dl string, up, down int64, extra ...string) (*proc, error) {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
 		}
 		args := []string{
 			"--dir=" + dl, "--listen-port=" + strconv.Itoa(port), "--enable-dht=false", "--enable-peer-exchange=false",
@@ -141,7 +150,7 @@ func RunTorrentSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResu
 		}
 		return start("aria2c", append(append(args, extra...), torrent)...)
 	}
-	if err := aria(seedDir, spec.OriginUp, 0, "--check-integrity=true", "--bt-seed-unverified=false"); err != nil {
+	if _, err := aria(seedDir, spec.OriginUp, 0, "--check-integrity=true", "--bt-seed-unverified=false"); err != nil {
 		return res, err
 	}
 
@@ -165,12 +174,13 @@ func RunTorrentSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResu
 				return
 			}
 			begin := time.Now()
-			if err := aria(dl, spec.Up, spec.Down); err != nil {
+			leecher, err := aria(dl, spec.Up, spec.Down)
+			if err != nil {
 				errs[i] = err
 				return
 			}
 			file := filepath.Join(dl, "swarm.bin")
-			if err := waitFile(ctx, file+".done"); err != nil {
+			if err := waitFile(ctx, leecher, file+".done"); err != nil {
 				errs[i] = fmt.Errorf("host %d: %w", i, err)
 				return
 			}
@@ -188,7 +198,7 @@ func RunTorrentSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResu
 	}
 	cancel()
 	for _, p := range procs {
-		_ = p.Wait()
+		<-p.done
 	}
 	// this process's CPU (polling, hashing) plus the aria2c and
 	// opentracker processes', all of them waited for above
@@ -201,17 +211,24 @@ func RunTorrentSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResu
 	return res, nil
 }
 
-// torrentFile encodes a single-file BitTorrent v1 metainfo file and
-// returns it with its info hash in hex.
-func torrentFile(announce, name string, pieceLen int, data []byte) ([]byte, string) {
+// torrentFile encodes a single-file BitTorrent v1 metainfo file.
+func torrentFile(announce, name string, pieceLen int, data []byte) []byte {
+	return bencode(map[string]any{"announce": announce, "info": torrentInfo(name, pieceLen, data)})
+}
+
+// torrentInfoHash is the info hash, in hex, of torrentFile's content.
+func torrentInfoHash(name string, pieceLen int, data []byte) string {
+	hash := sha1.Sum(bencode(torrentInfo(name, pieceLen, data))) //nolint:gosec // BitTorrent v1
+	return hex.EncodeToString(hash[:])
+}
+
+func torrentInfo(name string, pieceLen int, data []byte) map[string]any {
 	var pieces bytes.Buffer
 	for off := 0; off < len(data); off += pieceLen {
 		sum := sha1.Sum(data[off:min(off+pieceLen, len(data))]) //nolint:gosec // BitTorrent v1
 		pieces.Write(sum[:])
 	}
-	info := map[string]any{"length": len(data), "name": name, "piece length": pieceLen, "pieces": pieces.String()}
-	hash := sha1.Sum(bencode(info)) //nolint:gosec // BitTorrent v1
-	return bencode(map[string]any{"announce": announce, "info": info}), hex.EncodeToString(hash[:])
+	return map[string]any{"length": len(data), "name": name, "piece length": pieceLen, "pieces": pieces.String()}
 }
 
 // bencode encodes strings, ints and string-keyed maps (keys sorted, as the
@@ -254,29 +271,87 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func waitListening(ctx context.Context, addr string) error {
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			return c.Close()
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+// errExited: a process the baseline waits for ended first.
+var errExited = errors.New("exited")
+
+// proc is a baseline process whose end is watched: a process that fails
+// (a port taken between freePort and its bind, a bad argument) ends the
+// wait for it at once, with what it printed.
+type proc struct {
+	name  string
+	cmd   *exec.Cmd
+	out   bytes.Buffer  // stdout and stderr; read only after done
+	done  chan struct{} // closed when it has ended
+	state error         // Wait's result
 }
 
-func waitFile(ctx context.Context, path string) error {
-	for {
-		if _, err := os.Stat(path); err == nil {
-			return nil
-		}
+func startProc(ctx context.Context, dir, name string, args ...string) (*proc, error) {
+	p := &proc{name: name, cmd: exec.CommandContext(ctx, name, args...), done: make(chan struct{})}
+	p.cmd.Dir = dir
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	p.cmd.WaitDelay = time.Second // a child holding the output open does not hold Wait
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	go func() {
+		p.state = p.cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// exitErr describes the ended process (call after done).
+func (p *proc) exitErr() error {
+	out := bytes.TrimSpace(p.out.Bytes())
+	if len(out) > 512 {
+		out = out[len(out)-512:]
+	}
+	return fmt.Errorf("%s %w (%v): %s", p.name, errExited, p.state, out)
+}
+
+// cpu is the ended process's CPU time (0 while it runs).
+func (p *proc) cpu() time.Duration {
+	select {
+	case <-p.done:
+	default:
+		return 0
+	}
+	if st := p.cmd.ProcessState; st != nil {
+		return st.UserTime() + st.SystemTime()
+	}
+	return 0
+}
+
+// poll calls ready every 50 ms until it holds, p ends or ctx ends.
+func poll(ctx context.Context, p *proc, ready func() bool) error {
+	for !ready() {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-p.done:
+			if ready() {
+				return nil
+			}
+			return p.exitErr()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	return nil
+}
+
+func waitListening(ctx context.Context, p *proc, addr string) error {
+	return poll(ctx, p, func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err == nil
+	})
+}
+
+func waitFile(ctx context.Context, p *proc, path string) error {
+	return poll(ctx, p, func() bool {
+		_, err := os.Stat(path)
+		return err == nil
+	})
 }
