@@ -45,32 +45,32 @@ func TestQUICDiscoversThePathMTUThroughAShapedSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	raw, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := loopbackUDP(t)
 	server := &sizes{PacketConn: raw}
-	defer server.Close()
 	ln, err := quic.Listen(server, selfSigned(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	const total = 8 << 20
-	got := make(chan int64, 1)
+	type result struct {
+		n   int64
+		err error
+	}
+	got := make(chan result, 1)
 	go func() {
 		conn, err := ln.Accept(ctx)
 		if err != nil {
-			got <- -1
+			got <- result{err: err}
 			return
 		}
 		st, err := conn.AcceptStream(ctx)
 		if err != nil {
-			got <- -1
+			got <- result{err: err}
 			return
 		}
-		n, _ := io.Copy(io.Discard, st)
-		got <- n
+		n, err := io.Copy(io.Discard, st)
+		got <- result{n, err}
 	}()
 	conn, err := quic.Dial(ctx, client, raw.LocalAddr(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"test"}}, nil) //nolint:gosec // a throwaway test certificate
 	if err != nil {
@@ -88,8 +88,8 @@ func TestQUICDiscoversThePathMTUThroughAShapedSocket(t *testing.T) {
 		}
 	}
 	st.Close()
-	if n := <-got; n != total {
-		t.Fatalf("the server read %d bytes, want %d", n, total)
+	if r := <-got; r.err != nil || r.n != total {
+		t.Fatalf("the server read %d bytes (%v), want %d", r.n, r.err, total)
 	}
 	if l := server.largest.Load(); l <= 1280 {
 		t.Fatalf("the largest packet sent through the shaped socket was %d bytes: no path MTU discovery", l)

@@ -49,16 +49,7 @@ func TestLossDropsPackets(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			a, err := net.ListenPacket("udp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer a.Close()
-			rx, err := net.ListenPacket("udp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rx.Close()
+			a, rx := loopbackUDP(t), loopbackUDP(t)
 			l := NewLink(Spec{Loss: tc.loss})
 			tx := l.PacketConn(a)
 			count := make(chan int)
@@ -95,10 +86,7 @@ func TestLossDropsPackets(t *testing.T) {
 }
 
 func TestLatencyDelaysDelivery(t *testing.T) {
-	a, _ := net.ListenPacket("udp", "127.0.0.1:0")
-	defer a.Close()
-	rx, _ := net.ListenPacket("udp", "127.0.0.1:0")
-	defer rx.Close()
+	a, rx := loopbackUDP(t), loopbackUDP(t)
 	tx := NewLink(Spec{Latency: 50 * time.Millisecond}).PacketConn(a)
 	defer tx.Close()
 	start := time.Now()
@@ -113,4 +101,15 @@ func TestLatencyDelaysDelivery(t *testing.T) {
 	if d := time.Since(start); d < 50*time.Millisecond {
 		t.Fatalf("delivered after %v, want ≥ 50 ms", d)
 	}
+}
+
+// loopbackUDP is a UDP socket on 127.0.0.1, closed when the test ends.
+func loopbackUDP(t *testing.T) net.PacketConn {
+	t.Helper()
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }
