@@ -15,6 +15,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -86,8 +87,8 @@ func RunTorrentSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResu
 		mu    sync.Mutex
 		procs []*proc
 	)
-	start := func(name string, args ...string) (*proc, error) {
-		p, err := startProc(runCtx, dir, name, args...)
+	start := func(label, name string, args ...string) (*proc, error) {
+		p, err := startProc(runCtx, dir, label, name, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -117,7 +118,7 @@ func RunTorrentSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResu
 		if err != nil {
 			return res, err
 		}
-		tracker, err := start("opentracker", "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-d", trackerDir, "-w", "/whitelist")
+		tracker, err := start(fmt.Sprintf("opentracker-%d", attempt), "opentracker", "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-d", trackerDir, "-w", "/whitelist")
 		if err != nil {
 			return res, err
 		}
@@ -135,7 +136,7 @@ func RunTorrentSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResu
 	if err := os.WriteFile(torrent, meta, 0o600); err != nil {
 		return res, err
 	}
-	aria := func(dl string, up, down int64, extra ...string) (*proc, error) {
+	aria := func(dl string, up, down int64, extra ...string) (*proc, error) { // dl: a directory of dir
 		port, err := freePort()
 		if err != nil {
 			return nil, err
@@ -148,7 +149,7 @@ func RunTorrentSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResu
 			"--max-overall-upload-limit=" + strconv.FormatInt(max(up, 0), 10),
 			"--max-overall-download-limit=" + strconv.FormatInt(max(down, 0), 10),
 		}
-		return start("aria2c", append(append(args, extra...), torrent)...)
+		return start("aria2c-"+filepath.Base(dl), "aria2c", append(append(args, extra...), torrent)...)
 	}
 	if _, err := aria(seedDir, spec.OriginUp, 0, "--check-integrity=true", "--bt-seed-unverified=false"); err != nil {
 		return res, err
@@ -276,20 +277,25 @@ var errExited = errors.New("exited")
 
 // proc is a baseline process whose end is watched: a process that fails
 // (a port taken between freePort and its bind, a bad argument) ends the
-// wait for it at once, with what it printed.
+// wait for it at once, with the end of what it printed.
 type proc struct {
 	name  string
+	log   string // its stdout and stderr
 	cmd   *exec.Cmd
-	out   bytes.Buffer  // stdout and stderr; read only after done
 	done  chan struct{} // closed when it has ended
 	state error         // Wait's result
 }
 
-func startProc(ctx context.Context, dir, name string, args ...string) (*proc, error) {
-	p := &proc{name: name, cmd: exec.CommandContext(ctx, name, args...), done: make(chan struct{})}
+// startProc starts name in dir, its output in dir/label.log.
+func startProc(ctx context.Context, dir, label, name string, args ...string) (*proc, error) {
+	p := &proc{name: name, log: filepath.Join(dir, label+".log"), cmd: exec.CommandContext(ctx, name, args...), done: make(chan struct{})}
+	out, err := os.Create(p.log)
+	if err != nil {
+		return nil, err
+	}
+	defer out.Close() // the child holds its own copy
 	p.cmd.Dir = dir
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	p.cmd.WaitDelay = time.Second // a child holding the output open does not hold Wait
+	p.cmd.Stdout, p.cmd.Stderr = out, out
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -302,11 +308,7 @@ func startProc(ctx context.Context, dir, name string, args ...string) (*proc, er
 
 // exitErr describes the ended process (call after done).
 func (p *proc) exitErr() error {
-	out := bytes.TrimSpace(p.out.Bytes())
-	if len(out) > 512 {
-		out = out[len(out)-512:]
-	}
-	return fmt.Errorf("%s %w (%v): %s", p.name, errExited, p.state, out)
+	return fmt.Errorf("%s %w (%v): %s", p.name, errExited, p.state, strings.TrimSpace(logTail(p.log, 512)))
 }
 
 // cpu is the ended process's CPU time (0 while it runs).

@@ -12,9 +12,10 @@ import (
 
 // A baseline process that ends before it is ready (opentracker losing its
 // port to another process) ends the wait at once, with what it printed,
-// instead of holding the run until its deadline.
+// instead of holding the run until its deadline (here 20 s: a wait that
+// runs into it fails the test with the context's error).
 func TestBaselineProcessWait(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -36,21 +37,17 @@ func TestBaselineProcessWait(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pctx, stop := context.WithCancel(ctx)
-			p, err := startProc(pctx, dir, "sh", tc.args...)
+			p, err := startProc(pctx, dir, strings.ReplaceAll(tc.name, " ", "-"), "sh", tc.args...)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer func() { stop(); <-p.done }()
-			start := time.Now()
 			err = tc.wait(p)
 			switch {
 			case tc.wantErr == "" && err != nil:
 				t.Fatalf("wait: %v", err)
 			case tc.wantErr != "" && (!errors.Is(err, errExited) || !strings.Contains(err.Error(), tc.wantErr)):
 				t.Fatalf("wait: %v, want errExited with %q", err, tc.wantErr)
-			}
-			if d := time.Since(start); d > 10*time.Second {
-				t.Fatalf("the wait took %v", d)
 			}
 		})
 	}
