@@ -22,7 +22,7 @@ const maxWaiters = 1024
 // stretchSettle after the last grant (a new upload needs that long to come
 // up to speed), checked every stretchPoll, up to stretchMax times size.
 const (
-	stretchMax    = 3
+	stretchMax    = 4
 	stretchBelow  = 0.9
 	stretchSettle = 150 * time.Millisecond
 	stretchPoll   = 50 * time.Millisecond
@@ -51,9 +51,11 @@ type pieceKey struct {
 // goes only as fast as its child receives, and a child fetching from
 // several parents at once takes each piece at a fraction of its downlink.
 // While the uploads under way send below stretchBelow of the capacity, the
-// best waiter gets a slot beyond size (up to stretchMax times size); a
-// freed slot is handed on only while fewer than size are in use, so the
-// stretch goes away as the uploads end.
+// best waiter gets a slot beyond size (up to stretchMax times size). A
+// freed slot goes on to the best waiter, so a stretch holds while requests
+// wait (uploads end one at a time, and an uplink that needed k uploads to
+// fill needs them again for the next pieces); it goes away as the uploads
+// end when nobody waits. Without a known capacity the size is a hard limit.
 type slotQueue struct {
 	mu        sync.Mutex
 	size      int
@@ -137,12 +139,12 @@ wait:
 	return false
 }
 
-// release frees a slot and hands it to the best waiter.
+// release frees a slot and hands it to the best waiter (see slotQueue).
 func (q *slotQueue) release() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.used--
-	if len(q.waiters) == 0 || q.used >= q.size {
+	if len(q.waiters) == 0 || (q.used >= q.size && q.capacity == 0) {
 		return
 	}
 	best := q.bestLocked()

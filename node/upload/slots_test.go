@@ -33,20 +33,7 @@ func TestSlotQueueStretches(t *testing.T) {
 			if !q.acquire(ctx, pieceKey{id, 0}, 0) {
 				t.Fatal("free slot refused")
 			}
-			go func() { // the granted upload, sending at tc.feed
-				w := q.writer(io.Discard)
-				tick := time.NewTicker(10 * time.Millisecond)
-				defer tick.Stop()
-				buf := make([]byte, tc.feed/100)
-				for {
-					select {
-					case <-ctx.Done():
-						return
-					case <-tick.C:
-						_, _ = w.Write(buf)
-					}
-				}
-			}()
+			go feed(ctx, q, tc.feed) // the granted upload
 			if got := q.acquire(ctx, pieceKey{id, 1}, 2*time.Second); got != tc.want {
 				t.Fatalf("second upload granted: %v, want %v", got, tc.want)
 			}
@@ -54,9 +41,25 @@ func TestSlotQueueStretches(t *testing.T) {
 	}
 }
 
+// feed sends rate bytes per second through q's uplink meter until ctx ends.
+func feed(ctx context.Context, q *slotQueue, rate int64) {
+	w := q.writer(io.Discard)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	buf := make([]byte, rate/100)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			_, _ = w.Write(buf)
+		}
+	}
+}
+
 // TestSlotQueueStretchShrinks: slots beyond the size are at most
-// (stretchMax-1) times the size, and a freed slot is handed on only below
-// the size.
+// (stretchMax-1) times the size, and the stretch goes away as uploads end
+// while nobody waits.
 func TestSlotQueueStretchShrinks(t *testing.T) {
 	q := newSlotQueue(1, 1<<20)
 	id := protocol.ContentTaskID(protocol.SHA256([]byte("task")))
@@ -84,6 +87,58 @@ func TestSlotQueueStretchShrinks(t *testing.T) {
 	q.release()
 	if !q.acquire(ctx, pieceKey{id, stretchMax + 1}, 0) {
 		t.Fatal("free slot refused after the stretch shrank")
+	}
+}
+
+// TestSlotQueueHandsOnAFreedSlot: a freed slot goes to a waiting request,
+// above the size too when the queue stretches (the stretch holds while
+// requests wait), so the uplink that needed that many uploads keeps them.
+func TestSlotQueueHandsOnAFreedSlot(t *testing.T) {
+	tests := []struct {
+		name      string
+		size      int
+		capacity  int64
+		inFlight  int // before the release
+		wantAfter int // in flight after the release
+	}{
+		{"stretched, requests waiting", 2, 1 << 20, 3, 3},
+		{"fixed size, below it after the release", 2, 0, 2, 2},
+		{"stretched to the limit", 2, 1 << 20, 2 * stretchMax, 2 * stretchMax},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			q := newSlotQueue(tc.size, tc.capacity)
+			q.used = tc.inFlight
+			id := protocol.ContentTaskID(protocol.SHA256([]byte("task")))
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			q.mu.Lock()
+			q.meter.restart(time.Now())
+			q.mu.Unlock()
+			go feed(ctx, q, 2*tc.capacity) // the uplink is full: no stretch
+			for full := false; !full; time.Sleep(time.Millisecond) {
+				q.mu.Lock()
+				full = q.meter.rate(time.Now()) >= float64(tc.capacity)
+				q.mu.Unlock()
+			}
+			granted := make(chan bool, 1)
+			go func() { granted <- q.acquire(ctx, pieceKey{id, 7}, time.Minute) }()
+			for q.waiting() == 0 {
+				time.Sleep(time.Millisecond)
+			}
+			q.release()
+			select {
+			case ok := <-granted:
+				if !ok {
+					t.Fatal("waiting request refused")
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("freed slot not handed to the waiting request")
+			}
+			if got := q.inFlight(); got != tc.wantAfter {
+				t.Fatalf("in flight %d after the hand-on, want %d", got, tc.wantAfter)
+			}
+		})
 	}
 }
 
