@@ -6,7 +6,9 @@ package sim
 // the oldest first; a request that waited queueWait is answered BUSY), the
 // queue's stretch (while the uploads under way leave the uplink below
 // stretchBelow of its rate, the best waiter gets a slot beyond the number,
-// stretchSettle after the last grant, up to stretchMax times it), and
+// stretchSettle after the last grant, up to stretchMax times it; a freed
+// slot goes on to a waiter above the number too, so a stretch holds while
+// requests wait), and
 // super-seeding of the pieces a host fetched from the origin (each is
 // announced to one child first, the subscriber with the fewest such pieces
 // outstanding; to every child when that child did not ask within
@@ -25,7 +27,7 @@ const (
 	designeeWait = 1.0  // upload designeeWait
 	spreadWait   = 8.0  // upload spreadWait
 	// upload stretchMax, stretchBelow and stretchSettle
-	stretchMax    = 3
+	stretchMax    = 4
 	stretchBelow  = 0.9
 	stretchSettle = 0.15
 )
@@ -83,8 +85,12 @@ func (s *sim) grant(l *link, n uint32) {
 	s.startFlow(l, l.child, p.idx, n)
 }
 
-// release hands a freed slot of p to the best waiter.
+// release hands a freed slot of p to the best waiter, above the number
+// too (the stretch holds while requests wait), and fills any slot below it.
 func (s *sim) release(p *host) {
+	if len(p.queue) > 0 {
+		s.grantBest(p)
+	}
 	for p.uploads < p.slots && len(p.queue) > 0 {
 		s.grantBest(p)
 	}
