@@ -32,10 +32,10 @@
 //     (upload.DefaultQueueWait) that grants a freed slot to the least-sent
 //     piece; the queue's stretch beyond the number while the uplink carried
 //     less than 90 % of its rate in the last step, held while requests wait
-//     (a freed slot goes on to a waiter above the number too); a request that waited too
-//     long is answered BUSY and the stream sleeps 100–500 ms (BUSY is not
-//     reported to the scheduler); and super-seeding of the pieces a host
-//     fetched from the origin.
+//     (a freed slot goes on to a waiter above the number too); a request
+//     that waited too long is answered BUSY and the stream sleeps 100–500 ms
+//     (BUSY is not reported to the scheduler); and super-seeding of the
+//     pieces a host fetched from the origin.
 //
 // What is not: latency, loss, protocol and crypto overhead, the streaming
 // reader's window, the DHT, probes (no RTTs: hosts score on load, pieces
