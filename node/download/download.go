@@ -260,7 +260,8 @@ func (d *Downloader) Run(ctx context.Context) error {
 // Start attaches to the download of req.ID, starting it if needed. The
 // caller must Release the job when it no longer needs it; when the last
 // caller releases an unfinished job, the job stops (its verified pieces stay
-// in the store for a later resume).
+// in the store for a later resume). A job that already failed is not
+// joined: Start waits for it to end (its cleanup is short) and starts anew.
 func (d *Downloader) Start(req Request) (*Job, error) {
 	if req.Kind == 0 {
 		return nil, fmt.Errorf("download %s: task kind unset", req.ID.Short())
@@ -269,6 +270,17 @@ func (d *Downloader) Start(req Request) (*Job, error) {
 		return nil, ErrNoSource
 	}
 	d.mu.Lock()
+	for {
+		j, ok := d.jobs[req.ID]
+		if !ok || j.finished() || !j.failing.Load() {
+			break
+		}
+		// The job has failed and is cleaning up: a new request gets a new
+		// attempt, not the failure decided before it came.
+		d.mu.Unlock()
+		<-j.done
+		d.mu.Lock()
+	}
 	if j, ok := d.jobs[req.ID]; ok && !j.finished() {
 		j.refs++
 		d.mu.Unlock()

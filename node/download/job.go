@@ -70,6 +70,7 @@ type Job struct {
 	schedLayout    chan protocol.Layout
 	dropped        map[peer.ID]bool // pmu; parents given up on
 
+	failing    atomic.Bool                // execute returned an error; the job is ending
 	early      atomic.Pointer[earlyBytes] // Prompt: the content's first bytes, fetched at once
 	decided    chan struct{}              // closed at the scheduler's first decision
 	decideOnce sync.Once
@@ -199,6 +200,10 @@ func (j *Job) Release() {
 	}()
 }
 
+// testHookFailing, when set by a test, runs once a job's execute failed and
+// before its cleanup.
+var testHookFailing func(*Job)
+
 func (j *Job) finished() bool {
 	select {
 	case <-j.done:
@@ -213,6 +218,12 @@ func (j *Job) log() *slog.Logger { return j.d.log.With("task", j.req.ID.Short())
 // run is the job's goroutine.
 func (j *Job) run() {
 	err := j.execute()
+	if err != nil {
+		j.failing.Store(true) // Start no longer joins it
+		if testHookFailing != nil {
+			testHookFailing(j)
+		}
+	}
 	j.cancel() // stops parent sessions and source workers
 	if j.plan != nil {
 		// Wakes workers blocked on the plan (a source worker waiting for a

@@ -2,8 +2,11 @@ package download
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+
+	"github.com/dragonfly-p2p/df/storage"
 )
 
 // WriteTo writes bytes [off, off+n) of the task to w in order, as soon as
@@ -53,12 +56,12 @@ func (j *Job) WriteTo(ctx context.Context, w io.Writer, off, n int64) (int64, er
 		}
 		rd, _, err := j.task.Piece(piece)
 		if err != nil {
-			return written, fmt.Errorf("read piece %d: %w", piece, err)
+			return written, j.readFailed(ctx, fmt.Errorf("read piece %d: %w", piece, err))
 		}
 		start, _, _ := j.layout.Piece(piece)
 		if skip := pos - start; skip > 0 {
 			if _, err := io.CopyN(io.Discard, rd, skip); err != nil {
-				return written, err
+				return written, j.readFailed(ctx, err)
 			}
 		}
 		pieceEnd := start + int64(j.layout.PieceLength)
@@ -66,10 +69,30 @@ func (j *Job) WriteTo(ctx context.Context, w io.Writer, off, n int64) (int64, er
 		c, err := io.CopyN(w, rd, chunk)
 		written += c
 		if err != nil {
-			return written, err
+			return written, j.readFailed(ctx, err)
 		}
 	}
 	return written, nil
+}
+
+// readFailed turns a failed read of a verified piece into the job's own
+// error. A verified piece vanishes only when the whole content failed its
+// digest and every piece was discarded: the job is then ending with that
+// failure, and a reader must report it (and return only once the job ended,
+// so that a caller retrying at once starts a new download rather than join
+// the failing one). Other errors (the caller's writer) are returned as is.
+func (j *Job) readFailed(ctx context.Context, err error) error {
+	if !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	select {
+	case <-j.done:
+		if jerr := j.Err(); jerr != nil {
+			return jerr
+		}
+	case <-ctx.Done():
+	}
+	return err
 }
 
 // awaitTask waits until the task exists in the store (Ready).
