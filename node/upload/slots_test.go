@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/dragonfly-p2p/df/protocol"
 )
 
@@ -172,4 +175,51 @@ func TestMeterReadsANewUploadAtItsRate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSlotGauges: the slots-in-use and waiting gauges follow the queue, a
+// slot handed on to a waiter included.
+func TestSlotGauges(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	q := newSlotQueue(1, 0)
+	m := newMetrics(q)
+	value := func(g prometheus.Metric) float64 {
+		var d dto.Metric
+		if err := g.Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		return d.GetGauge().GetValue()
+	}
+	check := func(step string, inUse, waiting float64) {
+		t.Helper()
+		if got := value(m.inUse); got != inUse {
+			t.Errorf("%s: in use %v, want %v", step, got, inUse)
+		}
+		if got := value(m.waiting); got != waiting {
+			t.Errorf("%s: waiting %v, want %v", step, got, waiting)
+		}
+	}
+	check("idle", 0, 0)
+	id := protocol.TaskID{1}
+	if !q.acquire(ctx, pieceKey{id, 0}, 0) {
+		t.Fatal("the free slot was refused")
+	}
+	granted := make(chan bool, 1)
+	go func() { granted <- q.acquire(ctx, pieceKey{id, 1}, time.Minute) }()
+	for q.waiting() == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the second request never waited")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	check("one sending, one waiting", 1, 1)
+	q.release()
+	if !<-granted {
+		t.Fatal("the waiter did not get the freed slot")
+	}
+	check("handed on", 1, 0)
+	q.release()
+	check("done", 0, 0)
 }

@@ -143,6 +143,8 @@ type metrics struct {
 	bytes     prometheus.Counter
 	pieces    *prometheus.CounterVec
 	stretched prometheus.CounterFunc
+	inUse     prometheus.GaugeFunc
+	waiting   prometheus.GaugeFunc
 }
 
 func newMetrics(q *slotQueue) *metrics {
@@ -151,6 +153,14 @@ func newMetrics(q *slotQueue) *metrics {
 			Name: "dragonfly_dfnode_upload_slots_stretched_total",
 			Help: "Uploads granted beyond the upload slots because the ones under way left the uplink idle."},
 			func() float64 { return float64(q.stretchedTotal()) }),
+		inUse: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "dragonfly_dfnode_upload_slots_in_use",
+			Help: "Pieces being uploaded now (above the configured slots while a stretch holds)."},
+			func() float64 { return float64(q.inFlight()) }),
+		waiting: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "dragonfly_dfnode_upload_requests_waiting",
+			Help: "Piece requests waiting for an upload slot."},
+			func() float64 { return float64(q.waiting()) }),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dragonfly_dfnode_upload_bytes_total", Help: "Piece bytes uploaded to peers."}),
 		pieces: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -159,5 +169,5 @@ func newMetrics(q *slotQueue) *metrics {
 }
 
 func (m *metrics) register(reg prometheus.Registerer) {
-	reg.MustRegister(m.bytes, m.pieces, m.stretched)
+	reg.MustRegister(m.bytes, m.pieces, m.stretched, m.inUse, m.waiting)
 }
