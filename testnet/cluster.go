@@ -16,6 +16,7 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 
 	"github.com/dragonfly-p2p/df/node"
+	"github.com/dragonfly-p2p/df/node/source"
 	"github.com/dragonfly-p2p/df/protocol/p2p"
 	"github.com/dragonfly-p2p/df/testnet/shape"
 )
@@ -189,7 +190,9 @@ func (c *Cluster) start(ctx context.Context, i int, name string, cfg node.Config
 	}
 	if c.opts.links != nil {
 		if l := c.opts.links(i); l != nil {
-			nopts = append(nopts, node.WithHostOptions(p2p.WithListenUDP(l.ListenUDP)))
+			nopts = append(nopts, node.WithHostOptions(p2p.WithListenUDP(l.ListenUDP)),
+				// Origin bytes come down the same link as the peers'.
+				node.WithSourceOptions(source.WithConnWrapper(l.Conn)))
 		}
 	}
 	if c.opts.nodeOpts != nil {

@@ -70,9 +70,19 @@ func New(opts ...Option) (*Client, error) {
 		KeepAlive:      30 * time.Second,
 		ControlContext: policy.Control,
 	}
+	dial := dialer.DialContext
+	if wrap := cfg.wrapConn; wrap != nil {
+		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return wrap(conn), nil
+		}
+	}
 	c.transport = &http.Transport{
 		Proxy:                  nil, // see the package comment
-		DialContext:            dialer.DialContext,
+		DialContext:            dial,
 		TLSClientConfig:        &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:    cfg.tlsTimeout,
 		ResponseHeaderTimeout:  cfg.headerTimeout,

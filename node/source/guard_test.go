@@ -2,7 +2,10 @@ package source
 
 import (
 	"errors"
+	"io"
+	"net"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -66,5 +69,66 @@ func TestAllowedNetworks(t *testing.T) {
 		if err != nil || m.ContentLength != int64(len(testData)) {
 			t.Errorf("Stat(%s) = %+v, %v", u, m, err)
 		}
+	}
+}
+
+// countingConn counts the bytes read through a wrapped connection.
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c countingConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// TestConnWrapper: every connection the policy allowed goes through the
+// wrapper (testnet shapes origin traffic so); a refused dial never reaches it.
+func TestConnWrapper(t *testing.T) {
+	o := startOrigin(t, serveContent(testData, `"v1"`, testMod))
+	for _, tc := range []struct {
+		name    string
+		allowed []netip.Prefix
+		wantErr bool
+	}{
+		{"allowed: the body comes through the wrapper", loopback, false},
+		{"blocked: nothing is wrapped", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var read, wrapped atomic.Int64
+			c, err := New(WithAllowedNetworks(tc.allowed), WithRetry(0, time.Millisecond, time.Millisecond),
+				WithConnWrapper(func(conn net.Conn) net.Conn {
+					wrapped.Add(1)
+					return countingConn{Conn: conn, n: &read}
+				}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.CloseIdleConnections)
+			body, _, err := c.Open(t.Context(), Request{URL: o.URL + "/f"})
+			if tc.wantErr {
+				if err == nil {
+					body.Close()
+					t.Fatal("a blocked origin was fetched")
+				}
+				if wrapped.Load() != 0 {
+					t.Fatalf("%d refused connections were wrapped", wrapped.Load())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(body)
+			body.Close()
+			if err != nil || len(got) != len(testData) {
+				t.Fatalf("read %d bytes, %v", len(got), err)
+			}
+			if wrapped.Load() != 1 || read.Load() < int64(len(testData)) {
+				t.Fatalf("%d connections wrapped, %d bytes read through them; want 1 and ≥ %d", wrapped.Load(), read.Load(), len(testData))
+			}
+		})
 	}
 }

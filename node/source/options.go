@@ -3,6 +3,7 @@ package source
 import (
 	"crypto/x509"
 	"log/slog"
+	"net"
 	"net/netip"
 	"time"
 )
@@ -37,6 +38,7 @@ type config struct {
 	retryCap      time.Duration
 	userAgent     string
 	redirectHosts []string
+	wrapConn      func(net.Conn) net.Conn
 }
 
 func defaultConfig() config {
@@ -67,6 +69,14 @@ func WithLogger(l *slog.Logger) Option {
 // e.g. an origin on the company network. Repeated calls add up.
 func WithAllowedNetworks(prefixes []netip.Prefix) Option {
 	return func(c *config) { c.allowed = append(c.allowed, prefixes...) }
+}
+
+// WithConnWrapper wraps every connection the client dials, after the
+// network policy allowed it: testnet shapes a simulated host's origin
+// traffic with it, so that bytes from the origin share the host's downlink
+// with its peers' as they would on a real link.
+func WithConnWrapper(wrap func(net.Conn) net.Conn) Option {
+	return func(c *config) { c.wrapConn = wrap }
 }
 
 // WithRootCAs replaces the system roots with pool as the trust anchors for
