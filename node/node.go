@@ -422,6 +422,10 @@ func (n *Node) Close() error {
 func (n *Node) Host() host.Host { return n.host }
 
 // Downloader returns the download conductor.
+// UploadQueue reports the pieces this node is uploading and the piece
+// requests waiting for an upload slot.
+func (n *Node) UploadQueue() (uploading, waiting int) { return n.up.InFlight(), n.up.Waiting() }
+
 func (n *Node) Downloader() *download.Downloader { return n.dl }
 
 // Discovery returns content routing.

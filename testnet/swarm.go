@@ -77,6 +77,9 @@ type SwarmResult struct {
 	// divided by what their uplinks could carry (0–1): how much of the
 	// swarm's upload capacity was put to work.
 	UplinkUse []float64 `json:"uplink_use,omitempty"`
+	// Hosts is each host's link and upload queue, second by second
+	// (in-process back end): where a swarm loses time, host by host.
+	Hosts []HostSeries `json:"hosts,omitempty"`
 	// CPU is the process's user+system CPU time during the run.
 	CPU     time.Duration `json:"cpu_ns"`
 	Elapsed time.Duration `json:"elapsed_ns"`
@@ -226,8 +229,29 @@ func RunSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResult, err
 	evCtx, stopEvents := context.WithCancel(ctx)
 	defer stopEvents()
 	go ev.run(evCtx, spec, links, cluster)
-	sampled := make(chan []float64, 1)
-	go func() { sampled <- sampleUplinks(evCtx, links, spec.Up) }()
+	var queue uploadQueue
+	if cluster != nil {
+		queue = func(i int) (int, int, bool) {
+			if spec.Seed {
+				i++ // node 0 is the seed
+			}
+			nodes := cluster.Nodes()
+			if i >= len(nodes) {
+				return 0, 0, false
+			}
+			u, w := nodes[i].UploadQueue()
+			return u, w, true
+		}
+	}
+	type samples struct {
+		use   []float64
+		hosts []HostSeries
+	}
+	sampled := make(chan samples, 1)
+	go func() {
+		use, hosts := sampleLinks(evCtx, links, spec, queue)
+		sampled <- samples{use, hosts}
+	}()
 	var wg sync.WaitGroup
 	for i := range spec.Nodes {
 		wg.Go(func() {
@@ -257,9 +281,11 @@ func RunSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResult, err
 	}
 	wg.Wait()
 	stopEvents()
-	if use := <-sampled; !spec.NoP2P {
-		res.UplinkUse = use
+	smp := <-sampled
+	if !spec.NoP2P {
+		res.UplinkUse = smp.use
 	}
+	res.Hosts = smp.hosts
 	res.Killed = ev.killed()
 	res.Elapsed, res.CPU = time.Since(t0), cpuTime()-cpu0
 	for _, l := range links {
@@ -289,32 +315,69 @@ func RunSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResult, err
 	return res, nil
 }
 
-// sampleUplinks returns, for every second until ctx ends, the share of the
-// links' upload capacity (up bytes per second each) used in that second.
-func sampleUplinks(ctx context.Context, links []*shape.Link, up int64) (use []float64) {
-	if up <= 0 {
-		<-ctx.Done()
-		return nil
-	}
-	sent := func() (n int64) {
-		for _, l := range links {
-			s, _, _ := l.Stats()
-			n += s
+// HostSeries is one host's link and upload queue, one value per second of
+// a run.
+type HostSeries struct {
+	// Up and Down are the bytes the host's link sent and received in each
+	// second, as a share of the link's rate (0–1, on the wire: QUIC headers
+	// and ACKs included); empty when that direction is not limited.
+	Up   []float64 `json:"up,omitempty"`
+	Down []float64 `json:"down,omitempty"`
+	// Uploads and Waiting are, at the end of each second, the pieces the
+	// host was uploading and the piece requests waiting for an upload slot
+	// (P2P runs only).
+	Uploads []int `json:"uploads,omitempty"`
+	Waiting []int `json:"waiting,omitempty"`
+}
+
+// uploadQueue reports host i's pieces being uploaded and requests waiting
+// (ok false: no node for it).
+type uploadQueue func(i int) (uploading, waiting int, ok bool)
+
+// sampleLinks records, every second until ctx ends, each host's series and
+// the share of all the links' upload capacity used in that second.
+func sampleLinks(ctx context.Context, links []*shape.Link, spec SwarmSpec, queue uploadQueue) (use []float64, hosts []HostSeries) {
+	hosts = make([]HostSeries, len(links))
+	type count struct{ sent, received int64 }
+	read := func() []count {
+		c := make([]count, len(links))
+		for i, l := range links {
+			c[i].sent, c[i].received, _ = l.Stats()
 		}
-		return n
+		return c
 	}
+	share := func(n int64, rate int64) float64 { return float64(n) / float64(rate) }
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	prev := sent()
+	prev := read()
 	for {
 		select {
 		case <-ctx.Done():
-			return use
+			return use, hosts
 		case <-tick.C:
-			now := sent()
-			use = append(use, float64(now-prev)/float64(up*int64(len(links))))
-			prev = now
 		}
+		now := read()
+		var sent int64
+		for i := range links {
+			up, down := now[i].sent-prev[i].sent, now[i].received-prev[i].received
+			sent += up
+			h := &hosts[i]
+			if spec.Up > 0 {
+				h.Up = append(h.Up, share(up, spec.Up))
+			}
+			if spec.Down > 0 {
+				h.Down = append(h.Down, share(down, spec.Down))
+			}
+			if queue != nil {
+				if u, w, ok := queue(i); ok {
+					h.Uploads, h.Waiting = append(h.Uploads, u), append(h.Waiting, w)
+				}
+			}
+		}
+		if spec.Up > 0 {
+			use = append(use, share(sent, spec.Up*int64(len(links))))
+		}
+		prev = now
 	}
 }
 

@@ -40,7 +40,42 @@ func TestShapedSwarmSmall(t *testing.T) {
 			if res.OriginRatio > 1.1 {
 				t.Fatalf("origin served %.2f× the file", res.OriginRatio)
 			}
+			checkHostSeries(t, res)
 		})
+	}
+}
+
+// checkHostSeries: every host has a series per direction and its upload
+// queue for each second; every host received the file down its own link
+// (from peers or, through the same link, from the origin), and the hosts
+// uploaded at least one copy between them.
+func checkHostSeries(t *testing.T, res testnet.SwarmResult) {
+	t.Helper()
+	if len(res.Hosts) != res.Spec.Nodes {
+		t.Fatalf("%d host series for %d hosts", len(res.Hosts), res.Spec.Nodes)
+	}
+	sum := func(v []float64) (s float64) {
+		for _, x := range v {
+			s += x
+		}
+		return s
+	}
+	perSecond := func(rate int64) float64 { return float64(res.Spec.Size) / float64(rate) }
+	var up float64
+	for i, h := range res.Hosts {
+		n := len(h.Down)
+		if n == 0 || len(h.Up) != n || len(h.Uploads) != n || len(h.Waiting) != n {
+			t.Fatalf("host %d: %d/%d seconds of down/up, %d/%d of uploads/waiting", i, n, len(h.Up), len(h.Uploads), len(h.Waiting))
+		}
+		// The samples cover whole seconds: bytes of the run's last partial
+		// second may be missing, never more than one second of the link.
+		if got, want := sum(h.Down), perSecond(res.Spec.Down); got < want-1 {
+			t.Errorf("host %d: its link received %.2f link-seconds, the file is %.2f", i, got, want)
+		}
+		up += sum(h.Up)
+	}
+	if want := perSecond(res.Spec.Up); up < want-float64(len(res.Hosts)) {
+		t.Errorf("the hosts sent %.2f link-seconds in all, less than one copy (%.2f)", up, want)
 	}
 }
 
