@@ -278,6 +278,9 @@ func (d *Downloader) Start(req Request) (*Job, error) {
 		// The job has failed and is cleaning up: a new request gets a new
 		// attempt, not the failure decided before it came.
 		d.mu.Unlock()
+		if testHookStartWaits != nil {
+			testHookStartWaits()
+		}
 		<-j.done
 		d.mu.Lock()
 	}

@@ -123,11 +123,15 @@ func TestFailingJob(t *testing.T) {
 		}},
 		{"a request after the failure starts afresh", func(t *testing.T, d *Downloader, o *lyingOrigin) {
 			next := make(chan *Job, 1)
+			waits := make(chan struct{})
 			var once sync.Once
-			testHookFailing = func(*Job) {
+			testHookStartWaits = func() { close(waits) }
+			testHookFailing = func() {
 				once.Do(func() {
 					// The failure is decided and the job not yet ended: the
-					// origin turns honest and a new request comes.
+					// origin turns honest and a new request comes. It must
+					// wait for the job to end (which cannot happen while this
+					// hook runs), not return the failing job.
 					o.lie.Store(false)
 					go func() {
 						j, err := d.Start(contentRequest(o))
@@ -136,15 +140,14 @@ func TestFailingJob(t *testing.T) {
 						}
 						next <- j
 					}()
-					// Give a Start that joins the failing job the time to.
 					select {
+					case <-waits:
 					case j := <-next:
-						next <- j
-					case <-time.After(100 * time.Millisecond):
+						next <- j // joined the failing job: checked below
 					}
 				})
 			}
-			t.Cleanup(func() { testHookFailing = nil })
+			t.Cleanup(func() { testHookFailing, testHookStartWaits = nil, nil })
 			j, err := d.Start(contentRequest(o))
 			if err != nil {
 				t.Fatal(err)

@@ -200,9 +200,10 @@ func (j *Job) Release() {
 	}()
 }
 
-// testHookFailing, when set by a test, runs once a job's execute failed and
-// before its cleanup.
-var testHookFailing func(*Job)
+// Test hooks (nil outside tests): testHookFailing runs once a job's
+// execute failed and before its cleanup; testHookStartWaits when Start
+// waits for such a job to end.
+var testHookFailing, testHookStartWaits func()
 
 func (j *Job) finished() bool {
 	select {
@@ -221,7 +222,7 @@ func (j *Job) run() {
 	if err != nil {
 		j.failing.Store(true) // Start no longer joins it
 		if testHookFailing != nil {
-			testHookFailing(j)
+			testHookFailing()
 		}
 	}
 	j.cancel() // stops parent sessions and source workers
