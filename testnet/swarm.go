@@ -243,15 +243,8 @@ func RunSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResult, err
 			return u, w, true
 		}
 	}
-	type samples struct {
-		use   []float64
-		hosts []HostSeries
-	}
-	sampled := make(chan samples, 1)
-	go func() {
-		use, hosts := sampleLinks(evCtx, links, spec, queue)
-		sampled <- samples{use, hosts}
-	}()
+	sampled := make(chan []HostSeries, 1)
+	go func() { sampled <- sampleLinks(evCtx, links, spec, queue) }()
 	var wg sync.WaitGroup
 	for i := range spec.Nodes {
 		wg.Go(func() {
@@ -281,11 +274,10 @@ func RunSwarm(ctx context.Context, dir string, spec SwarmSpec) (SwarmResult, err
 	}
 	wg.Wait()
 	stopEvents()
-	smp := <-sampled
+	res.Hosts = <-sampled
 	if !spec.NoP2P {
-		res.UplinkUse = smp.use
+		res.UplinkUse = uplinkUse(res.Hosts)
 	}
-	res.Hosts = smp.hosts
 	res.Killed = ev.killed()
 	res.Elapsed, res.CPU = time.Since(t0), cpuTime()-cpu0
 	for _, l := range links {
@@ -334,10 +326,9 @@ type HostSeries struct {
 // (ok false: no node for it).
 type uploadQueue func(i int) (uploading, waiting int, ok bool)
 
-// sampleLinks records, every second until ctx ends, each host's series and
-// the share of all the links' upload capacity used in that second.
-func sampleLinks(ctx context.Context, links []*shape.Link, spec SwarmSpec, queue uploadQueue) (use []float64, hosts []HostSeries) {
-	hosts = make([]HostSeries, len(links))
+// sampleLinks records each host's series, every second until ctx ends.
+func sampleLinks(ctx context.Context, links []*shape.Link, spec SwarmSpec, queue uploadQueue) []HostSeries {
+	hosts := make([]HostSeries, len(links))
 	type count struct{ sent, received int64 }
 	read := func() []count {
 		c := make([]count, len(links))
@@ -353,14 +344,12 @@ func sampleLinks(ctx context.Context, links []*shape.Link, spec SwarmSpec, queue
 	for {
 		select {
 		case <-ctx.Done():
-			return use, hosts
+			return hosts
 		case <-tick.C:
 		}
 		now := read()
-		var sent int64
 		for i := range links {
 			up, down := now[i].sent-prev[i].sent, now[i].received-prev[i].received
-			sent += up
 			h := &hosts[i]
 			if spec.Up > 0 {
 				h.Up = append(h.Up, share(up, spec.Up))
@@ -374,11 +363,23 @@ func sampleLinks(ctx context.Context, links []*shape.Link, spec SwarmSpec, queue
 				}
 			}
 		}
-		if spec.Up > 0 {
-			use = append(use, share(sent, spec.Up*int64(len(links))))
-		}
 		prev = now
 	}
+}
+
+// uplinkUse is, for each second, the mean of the hosts' uplink use: the
+// share of the swarm's upload capacity put to work.
+func uplinkUse(hosts []HostSeries) []float64 {
+	if len(hosts) == 0 {
+		return nil
+	}
+	use := make([]float64, len(hosts[0].Up))
+	for _, h := range hosts {
+		for s, u := range h.Up {
+			use[s] += u / float64(len(hosts))
+		}
+	}
+	return use
 }
 
 type hostFate int

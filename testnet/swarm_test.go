@@ -74,6 +74,16 @@ func checkHostSeries(t *testing.T, res testnet.SwarmResult) {
 		}
 		up += sum(h.Up)
 	}
+	if n := len(res.Hosts[0].Up); len(res.UplinkUse) != n {
+		t.Errorf("uplink use for %d seconds, host series for %d", len(res.UplinkUse), n)
+	}
+	var use float64
+	for _, u := range res.UplinkUse {
+		use += u
+	}
+	if d := use*float64(len(res.Hosts)) - up; d > 1e-6 || d < -1e-6 {
+		t.Errorf("uplink use adds up to %.3f link-seconds, the hosts' series to %.3f", use*float64(len(res.Hosts)), up)
+	}
 	if want := perSecond(res.Spec.Up); up < want-float64(len(res.Hosts)) {
 		t.Errorf("the hosts sent %.2f link-seconds in all, less than one copy (%.2f)", up, want)
 	}
