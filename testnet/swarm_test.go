@@ -102,8 +102,8 @@ func envInt(name string, def int) int {
 // DF_SWARM_MBIT (25) and DF_SWARM_PIECE_KIB (256) set the link rate and
 // piece length; DF_SWARM_BASELINE=1 also runs the no-P2P baseline (N× longer).
 // The pieces are fixed by the caller, as `dfget --piece-length` does: 256 KiB
-// is the fastest of 128 KiB–2 MiB here (docs/benchmarks.md, "Piece length
-// after the slot hand-on").
+// was the fastest of 128 KiB–2 MiB here (docs/benchmarks.md, "Piece length
+// after the slot hand-on" and "Origin bytes share the host's downlink").
 func BenchmarkShapedSwarm(b *testing.B) {
 	nodes, mib := envInt("DF_SWARM_NODES", 16), envInt("DF_SWARM_MIB", 256)
 	// DF_SWARM_MBIT scales every link (25): on a loaded machine the 25 Mbit/s
