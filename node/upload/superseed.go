@@ -21,10 +21,22 @@ import (
 // announced to every child when its designated child did not ask for it in
 // time, when that child left, some time after it was sent, and when the
 // task is complete (the host is then an ordinary seed).
+//
+// "In time" counts only while the designated child has no request with
+// this host: a child asks over a few streams, one piece at a time, so while
+// its streams wait here for upload slots it cannot ask for anything else.
+// Timing it from the designation opened pieces whenever this host's slots
+// were busy (a piece then took ~1.5 s to go out), every child then asked
+// this host for them, its uplink carried each piece 1.3–2.4 times, and the
+// swarm fell behind the origin for good (256 MiB runs ending at 107–121 s
+// instead of ~95 s, docs/benchmarks.md "Super-seeding held").
 const (
-	// designeeWait: a designated child that has not asked for its piece
-	// within this time loses the exclusivity.
+	// designeeWait: a designated child that has had no request with this
+	// host for this long without asking for its piece loses the exclusivity.
 	designeeWait = time.Second
+	// designeeMaxWait: it loses it this long after the designation, busy
+	// or not (a child whose streams are stuck here).
+	designeeMaxWait = 5 * time.Second
 	// spreadWait: this long after a piece first left the host, every
 	// child may ask for it (the designated child had time to spread it).
 	spreadWait = 8 * time.Second
@@ -58,8 +70,10 @@ type seedPiece struct {
 
 type seedSub struct {
 	refs        int
-	outstanding int // pieces designated to it and not yet asked for
-	assigned    int // pieces designated to it in all
+	outstanding int       // pieces designated to it and not yet asked for
+	assigned    int       // pieces designated to it in all
+	active      int       // its requests being handled (waiting for a slot or sent)
+	idleSince   time.Time // when active last fell to 0
 }
 
 func newSuperSeed() *superSeed {
@@ -180,7 +194,7 @@ func (s *superSeed) visible(id protocol.TaskID, n uint32, p peer.ID) (bool, <-ch
 	switch {
 	case pc.designee == "":
 		s.designateLocked(t, pc, now)
-	case !pc.requested && now.Sub(pc.designated) > designeeWait,
+	case !pc.requested && !now.Before(t.askBy(pc, now)),
 		!pc.sent.IsZero() && now.Sub(pc.sent) > spreadWait:
 		pc.open = true
 		if !pc.requested {
@@ -194,7 +208,7 @@ func (s *superSeed) visible(id protocol.TaskID, n uint32, p peer.ID) (bool, <-ch
 	if pc.designee == p {
 		return true, nil, time.Time{}
 	}
-	recheck := pc.designated.Add(designeeWait)
+	recheck := t.askBy(pc, now)
 	if pc.requested {
 		recheck = time.Time{}
 		if !pc.sent.IsZero() {
@@ -202,6 +216,28 @@ func (s *superSeed) visible(id protocol.TaskID, n uint32, p peer.ID) (bool, <-ch
 		}
 	}
 	return false, t.wake, recheck
+}
+
+// askBy is when pc's designated child, not having asked for it, loses it:
+// designeeWait after the later of the designation and the end of its last
+// request here; while it has requests here, no sooner than designeeWait
+// from now (checked again then); designeeMaxWait after the designation at
+// the latest.
+func (t *seedTask) askBy(pc *seedPiece, now time.Time) time.Time {
+	from := pc.designated
+	if sub := t.subs[pc.designee]; sub != nil {
+		switch {
+		case sub.active > 0:
+			from = now
+		case sub.idleSince.After(from):
+			from = sub.idleSince
+		}
+	}
+	latest := pc.designated.Add(designeeMaxWait)
+	if at := from.Add(designeeWait); at.Before(latest) {
+		return at
+	}
+	return latest
 }
 
 // designateLocked gives piece pc to the subscriber with the fewest
@@ -246,6 +282,26 @@ func (s *superSeed) requested(id protocol.TaskID, n uint32, p peer.ID) {
 		pc.requested = true
 		if sub := t.subs[p]; sub != nil && sub.outstanding > 0 {
 			sub.outstanding--
+		}
+	}
+}
+
+// begin records that p made a request for a piece of task; the returned
+// function records its end (answered, sent or failed).
+func (s *superSeed) begin(id protocol.TaskID, p peer.ID) (end func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.tasks[id]
+	if t == nil || t.subs[p] == nil {
+		return func() {}
+	}
+	sub := t.subs[p]
+	sub.active++
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if sub.active--; sub.active == 0 {
+			sub.idleSince = s.now()
 		}
 	}
 }

@@ -93,6 +93,36 @@ func TestSuperSeedDesignation(t *testing.T) {
 			{"from origin", func(s *superSeed, _ *time.Time) { s.fromOrigin(id, 0) }, true, false},
 			{"designee idle", func(s *superSeed, now *time.Time) { *now = now.Add(2 * designeeWait) }, true, true},
 		}},
+		{"a designee whose requests wait here keeps it", func() []step {
+			var end func()
+			return []step{
+				{"from origin", func(s *superSeed, _ *time.Time) { s.fromOrigin(id, 0) }, true, false},
+				{"busy here", func(s *superSeed, now *time.Time) {
+					end = s.begin(id, a)
+					*now = now.Add(2 * designeeWait)
+				}, true, false},
+				{"just idle", func(s *superSeed, now *time.Time) {
+					end()
+					*now = now.Add(designeeWait / 2)
+				}, true, false},
+				{"idle too long", func(s *superSeed, now *time.Time) { *now = now.Add(designeeWait) }, true, true},
+			}
+		}()},
+		{"a designee busy here for too long loses it", []step{
+			{"from origin", func(s *superSeed, _ *time.Time) { s.fromOrigin(id, 0) }, true, false},
+			{"busy here", func(s *superSeed, now *time.Time) {
+				s.begin(id, a)
+				*now = now.Add(designeeMaxWait - time.Millisecond)
+			}, true, false},
+			{"past the bound", func(s *superSeed, now *time.Time) { *now = now.Add(time.Millisecond) }, true, true},
+		}},
+		{"another child's requests do not hold it", []step{
+			{"from origin", func(s *superSeed, _ *time.Time) { s.fromOrigin(id, 0) }, true, false},
+			{"b busy here", func(s *superSeed, now *time.Time) {
+				s.begin(id, b)
+				*now = now.Add(2 * designeeWait)
+			}, true, true},
+		}},
 		{"the task completes", []step{
 			{"from origin", func(s *superSeed, _ *time.Time) { s.fromOrigin(id, 0) }, true, false},
 			{"forget", func(s *superSeed, _ *time.Time) { s.forget(id) }, true, true},

@@ -12,8 +12,9 @@ package sim
 // super-seeding of the pieces a host fetched from the origin (each is
 // announced to one child first, the subscriber with the fewest such pieces
 // outstanding; to every child when that child did not ask within
-// designeeWait, spreadWait after it first left the host, when that child
-// leaves, and when the host completes).
+// designeeWait of having no request with the host, or designeeMaxWait
+// after the designation, spreadWait after it first left the host, when
+// that child leaves, and when the host completes).
 
 import (
 	"time"
@@ -25,7 +26,9 @@ const (
 	queueWait    = float64(upload.DefaultQueueWait) / float64(time.Second)
 	maxWaiters   = 1024 // upload maxWaiters
 	designeeWait = 1.0  // upload designeeWait
-	spreadWait   = 8.0  // upload spreadWait
+	// upload designeeMaxWait
+	designeeMaxWait = 5.0
+	spreadWait      = 8.0 // upload spreadWait
 	// upload stretchMax, stretchBelow and stretchSettle
 	stretchMax    = 4
 	stretchBelow  = 0.9
@@ -44,6 +47,8 @@ type request struct {
 type seedPiece struct {
 	designee   *host
 	designated float64
+	l          *link   // the designee's link from the host
+	busySeen   float64 // the designee last had a request with the host
 	requested  bool
 	sent       float64 // < 0: not yet
 	open       bool
@@ -198,6 +203,7 @@ func (s *sim) fromOrigin(p *host, n uint32) {
 	p.assigned[best]++
 	for _, l := range p.children {
 		if l.child == best {
+			sp.l = l
 			best.rarity[n]++
 			l.blocked = false
 		}
@@ -219,7 +225,11 @@ func (s *sim) reveal() {
 	for _, p := range s.uploaders {
 		for n, sp := range p.seeded {
 			gone := sp.designee == nil || sp.designee.done || sp.designee.failed
-			if p.done || gone && !sp.requested || !sp.requested && s.now-sp.designated > designeeWait ||
+			if sp.l != nil && sp.l.busy > 0 {
+				sp.busySeen = s.now
+			}
+			late := s.now-max(sp.designated, sp.busySeen) > designeeWait || s.now-sp.designated > designeeMaxWait
+			if p.done || gone && !sp.requested || !sp.requested && late ||
 				sp.sent >= 0 && s.now-sp.sent > spreadWait {
 				if !sp.requested && p.outstanding[sp.designee] > 0 {
 					p.outstanding[sp.designee]--
