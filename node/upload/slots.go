@@ -20,9 +20,16 @@ const maxWaiters = 1024
 // Stretching (see slotQueue): a waiter may take a slot beyond size while
 // the uplink sends below stretchBelow of its capacity, no sooner than
 // stretchSettle after the last grant (a new upload needs that long to come
-// up to speed), checked every stretchPoll, up to stretchMax times size.
+// up to speed), checked every stretchPoll, up to stretchMax times size and
+// never beyond maxStretched uploads (each holds a copy buffer).
+//
+// stretchMax was 4 until 2026-12-07: at 25 Mbit/s (2 slots) the uploads
+// then stopped at 8 while children fetch from 10–15 parents each, and the
+// 256 MiB swarm's p50 was 95.2 s (median of 18 runs); with 6 (12 uploads)
+// 94.1 s (of 14; docs/benchmarks.md, "Super-seeding held; twelve uploads").
 const (
-	stretchMax    = 4
+	stretchMax    = 6
+	maxStretched  = 256
 	stretchBelow  = 0.9
 	stretchSettle = 150 * time.Millisecond
 	stretchPoll   = 50 * time.Millisecond
@@ -174,7 +181,7 @@ func (q *slotQueue) stretch(w *slotWaiter) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	now := time.Now()
-	if len(q.waiters) == 0 || q.used >= stretchMax*q.size || now.Sub(q.lastGrant) < stretchSettle ||
+	if len(q.waiters) == 0 || q.used >= q.stretchLimit() || now.Sub(q.lastGrant) < stretchSettle ||
 		q.meter.rate(now) >= stretchBelow*q.capacity {
 		return false
 	}
@@ -187,6 +194,9 @@ func (q *slotQueue) stretch(w *slotWaiter) bool {
 	q.stretched++
 	return true
 }
+
+// stretchLimit is the most uploads a stretch may reach.
+func (q *slotQueue) stretchLimit() int { return min(stretchMax*q.size, max(q.size, maxStretched)) }
 
 // stretchedTotal is the number of slots granted beyond size so far.
 func (q *slotQueue) stretchedTotal() uint64 {

@@ -93,6 +93,26 @@ func TestSlotQueueStretchShrinks(t *testing.T) {
 	}
 }
 
+func TestSlotQueueStretchLimit(t *testing.T) {
+	tests := []struct {
+		name string
+		size int
+		want int
+	}{
+		{"slow uplink", 2, 2 * stretchMax},
+		{"one slot", 1, stretchMax},
+		{"fast uplink: the copy buffers stay bounded", 64, maxStretched},
+		{"more slots than the bound: never below the size", 2 * maxStretched, 2 * maxStretched},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := newSlotQueue(tc.size, 1<<20).stretchLimit(); got != tc.want {
+				t.Fatalf("stretch limit %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestSlotQueueHandsOnAFreedSlot: a freed slot goes to a waiting request,
 // above the size too when the queue stretches (the stretch holds while
 // requests wait), so the uplink that needed that many uploads keeps them.

@@ -29,7 +29,7 @@ import (
 // were busy (a piece then took ~1.5 s to go out), every child then asked
 // this host for them, its uplink carried each piece 1.3–2.4 times, and the
 // swarm fell behind the origin for good (256 MiB runs ending at 107–121 s
-// instead of ~95 s, docs/benchmarks.md "Super-seeding held").
+// instead of ~95 s; docs/benchmarks.md, "Super-seeding held; twelve uploads").
 const (
 	// designeeWait: a designated child that has had no request with this
 	// host for this long without asking for its piece loses the exclusivity.

@@ -29,8 +29,9 @@ const (
 	// upload designeeMaxWait
 	designeeMaxWait = 5.0
 	spreadWait      = 8.0 // upload spreadWait
-	// upload stretchMax, stretchBelow and stretchSettle
-	stretchMax    = 4
+	// upload stretchMax, maxStretched, stretchBelow and stretchSettle
+	stretchMax    = 6
+	maxStretched  = 256
 	stretchBelow  = 0.9
 	stretchSettle = 0.15
 )
@@ -105,7 +106,7 @@ func (s *sim) release(p *host) {
 // carried less than stretchBelow of its rate in the last step.
 func (s *sim) stretch() {
 	for i, p := range s.hosts {
-		if len(p.queue) == 0 || p.uploads >= stretchMax*p.slots || s.now-p.lastGrant < stretchSettle ||
+		if len(p.queue) == 0 || p.uploads >= min(stretchMax*p.slots, max(p.slots, maxStretched)) || s.now-p.lastGrant < stretchSettle ||
 			p.up-s.remUp[i] >= stretchBelow*p.up {
 			continue
 		}
