@@ -26,7 +26,7 @@ const maxWaiters = 1024
 // stretchMax was 4 until 2026-12-07: at 25 Mbit/s (2 slots) the uploads
 // then stopped at 8 while children fetch from 10–15 parents each, and the
 // 256 MiB swarm's p50 was 95.2 s (median of 18 runs); with 6 (12 uploads)
-// 94.1 s (of 14; docs/benchmarks.md, "Super-seeding held; twelve uploads").
+// 94.2 s (of 17; docs/benchmarks.md, "Super-seeding held; twelve uploads").
 const (
 	stretchMax    = 6
 	maxStretched  = 256
