@@ -27,8 +27,8 @@ import (
 // its streams wait here for upload slots it cannot ask for anything else.
 // Timing it from the designation opened pieces whenever this host's slots
 // were busy (a piece then took ~1.5 s to go out), every child then asked
-// this host for them, its uplink carried each piece 1.3–2.4 times, and the
-// swarm fell behind the origin for good (256 MiB runs ending at 107–121 s
+// this host for them, its uplink carried each piece 1.2–2.4 times, and the
+// swarm fell behind the origin for good (256 MiB runs ending at 111–121 s
 // instead of ~95 s; docs/benchmarks.md, "Super-seeding held; twelve uploads").
 const (
 	// designeeWait: a designated child that has had no request with this
