@@ -195,8 +195,13 @@ func (q *slotQueue) stretch(w *slotWaiter) bool {
 	return true
 }
 
-// stretchLimit is the most uploads a stretch may reach.
-func (q *slotQueue) stretchLimit() int { return min(stretchMax*q.size, max(q.size, maxStretched)) }
+// stretchLimit is the most uploads q's stretch may reach.
+func (q *slotQueue) stretchLimit() int { return StretchLimit(q.size) }
+
+// StretchLimit is the most uploads a node with the given number of upload
+// slots sends at once while its slots stretch: stretchMax times the number,
+// at most maxStretched (never fewer than the number itself).
+func StretchLimit(slots int) int { return min(stretchMax*slots, max(slots, maxStretched)) }
 
 // stretchedTotal is the number of slots granted beyond size so far.
 func (q *slotQueue) stretchedTotal() uint64 {

@@ -6,7 +6,7 @@ package sim
 // the oldest first; a request that waited queueWait is answered BUSY), the
 // queue's stretch (while the uploads under way leave the uplink below
 // stretchBelow of its rate, the best waiter gets a slot beyond the number,
-// stretchSettle after the last grant, up to stretchMax times it; a freed
+// stretchSettle after the last grant, up to upload.StretchLimit; a freed
 // slot goes on to a waiter above the number too, so a stretch holds while
 // requests wait), and
 // super-seeding of the pieces a host fetched from the origin (each is
@@ -29,9 +29,7 @@ const (
 	// upload designeeMaxWait
 	designeeMaxWait = 5.0
 	spreadWait      = 8.0 // upload spreadWait
-	// upload stretchMax, maxStretched, stretchBelow and stretchSettle
-	stretchMax    = 6
-	maxStretched  = 256
+	// upload stretchBelow and stretchSettle (the limit is upload.StretchLimit)
 	stretchBelow  = 0.9
 	stretchSettle = 0.15
 )
@@ -106,7 +104,7 @@ func (s *sim) release(p *host) {
 // carried less than stretchBelow of its rate in the last step.
 func (s *sim) stretch() {
 	for i, p := range s.hosts {
-		if len(p.queue) == 0 || p.uploads >= min(stretchMax*p.slots, max(p.slots, maxStretched)) || s.now-p.lastGrant < stretchSettle ||
+		if len(p.queue) == 0 || p.uploads >= upload.StretchLimit(p.slots) || s.now-p.lastGrant < stretchSettle ||
 			p.up-s.remUp[i] >= stretchBelow*p.up {
 			continue
 		}
