@@ -118,9 +118,9 @@ func (s *Server) sendPiece(ctx context.Context, st network.Stream, task storage.
 		return boolErr(s.reply(st, notFound(n, err)))
 	}
 	id := task.Info().ID
-	defer s.seed.begin(id, st.Conn().RemotePeer())()
-	s.seed.requested(id, n, st.Conn().RemotePeer())
-	if !s.slots.acquire(ctx, pieceKey{id, n}, s.wait) {
+	remote := st.Conn().RemotePeer()
+	s.seed.requested(id, n, remote)
+	if !s.slots.acquireNoting(ctx, pieceKey{id, n}, s.wait, func() func() { return s.seed.begin(id, remote) }) {
 		return boolErr(s.reply(st, &pb.PieceResponse{Status: pb.Status_STATUS_BUSY, Number: n, Message: "upload slots full"}))
 	}
 	defer s.slots.release()

@@ -92,6 +92,13 @@ func newSlotQueue(size int, capacity int64) *slotQueue {
 // when none freed in time (or ctx ended, or too many wait): answer BUSY.
 // After true, release must be called once the piece is sent.
 func (q *slotQueue) acquire(ctx context.Context, key pieceKey, wait time.Duration) bool {
+	return q.acquireNoting(ctx, key, wait, nil)
+}
+
+// acquireNoting is acquire that calls queued when the request has to wait
+// for a slot, and the function queued returns when the wait ends (nil:
+// nothing to note).
+func (q *slotQueue) acquireNoting(ctx context.Context, key pieceKey, wait time.Duration, queued func() (done func())) bool {
 	q.mu.Lock()
 	if q.used < q.size && len(q.waiters) == 0 {
 		q.grantLocked(key)
@@ -106,6 +113,9 @@ func (q *slotQueue) acquire(ctx context.Context, key pieceKey, wait time.Duratio
 	w := &slotWaiter{key: key, seq: q.seq, granted: make(chan struct{})}
 	q.waiters = append(q.waiters, w)
 	q.mu.Unlock()
+	if queued != nil {
+		defer queued()()
+	}
 
 	t := time.NewTimer(wait)
 	defer t.Stop()

@@ -3,6 +3,7 @@ package upload
 import (
 	"context"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -242,4 +243,37 @@ func TestSlotGauges(t *testing.T) {
 	check("handed on", 1, 0)
 	q.release()
 	check("done", 0, 0)
+}
+
+// TestSlotQueueNotesOnlyWaits: the queued hook runs for a request that
+// waits for a slot, and its end when the wait ends; a request that finds a
+// free slot runs neither (super-seeding counts only waits, see superseed.go).
+func TestSlotQueueNotesOnlyWaits(t *testing.T) {
+	q := newSlotQueue(1, 0)
+	id := protocol.ContentTaskID(protocol.SHA256([]byte("task")))
+	ctx := context.Background()
+	var queued, done atomic.Int32
+	note := func() func() {
+		queued.Add(1)
+		return func() { done.Add(1) }
+	}
+	if !q.acquireNoting(ctx, pieceKey{id, 0}, time.Second, note) {
+		t.Fatal("free slot refused")
+	}
+	if queued.Load() != 0 {
+		t.Fatal("a request that found a free slot was noted as waiting")
+	}
+	granted := make(chan bool)
+	go func() { granted <- q.acquireNoting(ctx, pieceKey{id, 1}, 5*time.Second, note) }()
+	waitUntil(t, func() bool { return q.waiting() == 1 })
+	if queued.Load() != 1 || done.Load() != 0 {
+		t.Fatalf("while waiting: queued %d, ended %d; want 1, 0", queued.Load(), done.Load())
+	}
+	q.release()
+	if !<-granted {
+		t.Fatal("the waiting request got no slot")
+	}
+	if done.Load() != 1 {
+		t.Fatalf("the wait's end noted %d times, want 1", done.Load())
+	}
 }

@@ -22,17 +22,19 @@ import (
 // time, when that child left, some time after it was sent, and when the
 // task is complete (the host is then an ordinary seed).
 //
-// "In time" counts only while the designated child has no request with
-// this host: a child asks over a few streams, one piece at a time, so while
-// its streams wait here for upload slots it cannot ask for anything else.
+// "In time" counts only while the designated child has no request waiting
+// here for an upload slot: a child asks over a few streams, one piece at a
+// time, so while its streams wait here it cannot ask for anything else.
+// (Requests that find a free slot change nothing: a host whose slots are
+// never full super-seeds as before.)
 // Timing it from the designation opened pieces whenever this host's slots
 // were busy (a piece then took ~1.5 s to go out), every child then asked
 // this host for them, its uplink carried each piece 1.2–2.4 times, and the
 // swarm fell behind the origin for good (256 MiB runs ending at 111–121 s
 // instead of ~95 s; docs/benchmarks.md, "Super-seeding held; twelve uploads").
 const (
-	// designeeWait: a designated child that has had no request with this
-	// host for this long without asking for its piece loses the exclusivity.
+	// designeeWait: a designated child that has had no request waiting
+	// here for this long without asking for its piece loses the exclusivity.
 	designeeWait = time.Second
 	// designeeMaxWait: it loses it this long after the designation, busy
 	// or not (a child whose streams are stuck here).
@@ -72,7 +74,7 @@ type seedSub struct {
 	refs        int
 	outstanding int       // pieces designated to it and not yet asked for
 	assigned    int       // pieces designated to it in all
-	active      int       // its requests being handled (waiting for a slot or sent)
+	active      int       // its requests waiting for an upload slot
 	idleSince   time.Time // when active last fell to 0
 }
 
@@ -220,9 +222,9 @@ func (s *superSeed) visible(id protocol.TaskID, n uint32, p peer.ID) (bool, <-ch
 
 // askBy is when pc's designated child, not having asked for it, loses it:
 // designeeWait after the later of the designation and the end of its last
-// request here; while it has requests here, no sooner than designeeWait
-// from now (checked again then); designeeMaxWait after the designation at
-// the latest.
+// wait for a slot here; while it has requests waiting, no sooner than
+// designeeWait from now (checked again then); designeeMaxWait after the
+// designation at the latest.
 func (t *seedTask) askBy(pc *seedPiece, now time.Time) time.Time {
 	from := pc.designated
 	if sub := t.subs[pc.designee]; sub != nil {
@@ -286,8 +288,8 @@ func (s *superSeed) requested(id protocol.TaskID, n uint32, p peer.ID) {
 	}
 }
 
-// begin records that p made a request for a piece of task; the returned
-// function records its end (answered, sent or failed).
+// begin records that a request of p for a piece of task waits for an
+// upload slot; the returned function records the end of the wait.
 func (s *superSeed) begin(id protocol.TaskID, p peer.ID) (end func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -12,7 +12,7 @@ package sim
 // super-seeding of the pieces a host fetched from the origin (each is
 // announced to one child first, the subscriber with the fewest such pieces
 // outstanding; to every child when that child did not ask within
-// designeeWait of having no request with the host, or designeeMaxWait
+// designeeWait of having no request waiting at the host, or designeeMaxWait
 // after the designation, spreadWait after it first left the host, when
 // that child leaves, and when the host completes).
 
@@ -47,7 +47,7 @@ type seedPiece struct {
 	designee   *host
 	designated float64
 	l          *link   // the designee's link from the host
-	busySeen   float64 // the designee last had a request with the host
+	busySeen   float64 // the designee last had a request waiting at the host
 	requested  bool
 	sent       float64 // < 0: not yet
 	open       bool
@@ -222,9 +222,13 @@ func (s *sim) requested(p, child *host, n uint32) {
 // reveal announces super-seeded pieces whose time has come.
 func (s *sim) reveal() {
 	for _, p := range s.uploaders {
+		waiting := make(map[*link]bool, len(p.queue))
+		for _, r := range p.queue {
+			waiting[r.l] = true
+		}
 		for n, sp := range p.seeded {
 			gone := sp.designee == nil || sp.designee.done || sp.designee.failed
-			if sp.l != nil && sp.l.busy > 0 {
+			if waiting[sp.l] {
 				sp.busySeen = s.now
 			}
 			late := s.now-max(sp.designated, sp.busySeen) > designeeWait || s.now-sp.designated > designeeMaxWait
